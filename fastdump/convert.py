@@ -1,0 +1,109 @@
+"""A pydicom Dataset -> the DICOM JSON Model (PS3.18 Annex F.2).
+
+The output is what pydicom's ``Dataset.to_json_dict`` gives, with three
+differences that keep data instead of losing it:
+
+* a binary value that was deferred (too large to inline) becomes a
+  ``BulkDataURI`` pointing at its bytes in the file, without reading them;
+* an element whose value pydicom cannot convert (a DS that is not a number,
+  bytes invalid in their character set...) is kept as ``UN`` with its raw bytes
+  in ``InlineBinary`` and reported in ``warnings``, instead of losing the file;
+* elements inside sequence items are converted one by one, so one bad nested
+  value does not lose the whole sequence.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
+
+# VRs that pydicom (and PS3.18) write as InlineBinary/BulkDataURI.
+BINARY_VRS = frozenset((BYTES_VR | AMBIGUOUS_VR) - {VR.US_SS})
+
+
+@dataclass
+class Context:
+    """What conversion of one file needs to know, and what it found."""
+
+    uri: str  # file:// URI of the file, the base of its BulkDataURIs
+    bulk_threshold: int
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+    def bulk_uri(self, offset: int, length: int) -> str:
+        return f"{self.uri}?offset={offset}&length={length}"
+
+
+def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -> dict[str, Any]:
+    """Convert every element of ``ds``; never raises for a bad value.
+
+    ``base`` is the file offset that the element offsets of ``ds`` count from:
+    0 at the top level, but pydicom parses items of a defined-length sequence
+    from a copy of its bytes, and their offsets count from the sequence value.
+    """
+    out: dict[str, Any] = {}
+    for tag in list(ds.keys()):
+        key = f"{tag:08X}"
+        raw = ds.get_item(tag, keep_deferred=True)
+        try:
+            out[key] = _element_to_json(ds, tag, raw, ctx, where + key, base)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the raw bytes
+            out[key] = _raw_fallback(ds, raw, ctx, where + key, base, exc)
+    return out
+
+
+def _element_to_json(
+    ds: Dataset, tag: int, raw: RawDataElement | DataElement, ctx: Context, where: str,
+    base: int,
+) -> dict[str, Any]:
+    if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+        vr = _deferred_vr(ds, tag, raw)
+        if vr in BINARY_VRS:
+            return {"vr": vr, "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
+    elem = ds[tag]
+    if elem.VR == VR.SQ:
+        defined = isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF
+        inner = base + raw.value_tell if defined else base
+        items = [
+            dataset_to_json(item, ctx, f"{where}[{i}].", inner)
+            for i, item in enumerate(elem.value)
+        ]
+        return {"vr": "SQ", "Value": items}
+    return elem.to_json_dict(
+        bulk_data_element_handler=lambda e: ctx.bulk_uri(base + e.file_tell, len(e.value)),
+        bulk_data_threshold=ctx.bulk_threshold,
+    )
+
+
+def _deferred_vr(ds: Dataset, tag: int, raw: RawDataElement) -> str:
+    """The VR pydicom would give a deferred element, found without reading its value."""
+    # Converting an empty stand-in runs pydicom's own VR logic (implicit VR
+    # lookup, private dictionaries, ambiguous-VR correction) at no I/O cost.
+    ds._dict[tag] = raw._replace(value=b"", length=0)
+    try:
+        return ds[tag].VR
+    finally:
+        ds._dict[tag] = raw
+
+
+def _raw_fallback(
+    ds: Dataset,
+    raw: RawDataElement | DataElement,
+    ctx: Context,
+    where: str,
+    base: int,
+    exc: Exception,
+) -> dict[str, Any]:
+    ds._dict[raw.tag] = raw  # undo a half-done conversion
+    vr = raw.VR or "UN"
+    ctx.warnings.append({"tag": where, "vr": str(vr), "error": f"{type(exc).__name__}: {exc}"})
+    value = raw.value if isinstance(raw, RawDataElement) else None
+    if isinstance(value, bytes) and value:
+        return {"vr": "UN", "InlineBinary": base64.b64encode(value).decode("ascii")}
+    if isinstance(raw, RawDataElement) and value is None and raw.length:
+        return {"vr": "UN", "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
+    return {"vr": "UN"}

@@ -1,0 +1,142 @@
+"""One file -> one record (or one error), serialized in the worker.
+
+This module runs inside the worker processes: everything it returns is
+already bytes, so the parent only writes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .convert import Context, dataset_to_json
+from .read import file_uri, read_dataset
+from .walk import Entry, Problem
+
+
+class FileTimeout(BaseException):
+    """A file took longer than --file-timeout. BaseException so pydicom cannot swallow it."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What each worker needs to know about the run."""
+
+    bulk_threshold: int = 1024
+    file_timeout: float | None = 300.0
+    format: str = "jsonl"
+
+
+def read_record(path: str, size: int, mtime: float, bulk_threshold: int) -> dict[str, Any]:
+    """Read one file into a record: path, size, mtime, meta, dataset (+ warnings)."""
+    ds = read_dataset(path, bulk_threshold)
+    ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold)
+    meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
+    record: dict[str, Any] = {
+        "path": path,
+        "size": size,
+        "mtime": mtime,
+        "meta": meta,
+        "dataset": dataset_to_json(ds, ctx),
+    }
+    if ctx.warnings:
+        record["warnings"] = ctx.warnings
+    return record
+
+
+def error_record(path: str, error: str, size: int | None, mtime: float | None) -> dict[str, Any]:
+    return {"path": path, "size": size, "mtime": mtime, "error": error}
+
+
+def dumps_line(record: dict[str, Any]) -> bytes:
+    """One JSON line. Paths that are not valid UTF-8 keep their surrogate escapes."""
+    try:
+        return orjson.dumps(record, default=_json_default) + b"\n"
+    except TypeError:
+        # orjson refuses lone surrogates (undecodable file names); the standard
+        # library writes them as \\udcXX escapes, which read back to the same str.
+        text = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=_json_default)
+        return text.encode() + b"\n"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        import base64
+
+        return base64.b64encode(obj).decode("ascii")
+    return str(obj)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A worker's answer for one file: ``payload`` when ok, ``error_line`` when not."""
+
+    entry: Entry | Problem
+    payload: Any = None
+    error_line: bytes | None = None
+
+
+def process_batch(entries: list[Entry | Problem], opts: Options) -> list[Outcome]:
+    """Read, convert and serialize a batch of files. Never raises for a bad file."""
+    from .writers import serializer_for  # the worker imports only its format's needs
+
+    serialize = serializer_for(opts.format)
+    with warnings.catch_warnings():
+        # pydicom warns for every odd value it meets; bad values surface as
+        # record warnings instead.
+        warnings.simplefilter("ignore")
+        return [_process_one(entry, opts, serialize) for entry in entries]
+
+
+def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> Outcome:
+    if isinstance(entry, Problem):
+        return failed(entry, entry.error)
+    try:
+        with _time_limit(opts.file_timeout):
+            record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold)
+            return Outcome(entry, payload=serialize(record))
+    except FileTimeout:
+        reason = f"FileTimeout: reading took longer than {opts.file_timeout:g} s (--file-timeout)"
+    except MemoryError:
+        reason = "MemoryError: the file needs more memory than the worker may use"
+    except RecursionError:
+        reason = "RecursionError: sequences nested too deeply to convert"
+    except Exception as exc:  # noqa: BLE001 - any failure is this file's error record
+        reason = f"{type(exc).__name__}: {exc}"
+    return failed(entry, reason)
+
+
+def failed(entry: Entry | Problem, reason: str) -> Outcome:
+    """The outcome of a file that could not be dumped."""
+    line = dumps_line(error_record(entry.path, reason, entry.size, entry.mtime))
+    return Outcome(entry, error_line=line)
+
+
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    # SIGALRM only works in a process's main thread: true in pool workers and
+    # in the CLI; a library caller on another thread gets no per-file limit.
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expire(signum: int, frame: Any) -> None:
+        raise FileTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,79 @@
+"""The fastdump command, through its real entry points."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from fastdump.cli import main
+
+from .conftest import pydicom_file, regular_files
+
+
+def fastdump_cmd(*args, stdin=None):
+    exe = shutil.which("fastdump") or os.path.join(os.path.dirname(sys.executable), "fastdump")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, input=stdin,
+                          timeout=300)
+
+
+def test_console_script_dumps_an_archive(archive, tmp_path):
+    result = fastdump_cmd("dump", archive, "-o", tmp_path / "o", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "dumped" in result.stderr and "errors.jsonl" in result.stderr
+    assert "Traceback" not in result.stderr
+    summary = orjson.loads((tmp_path / "o" / "summary.json").read_bytes())
+    assert summary["files"] == len(regular_files(archive))
+
+
+def test_python_m_fastdump_and_files_from_stdin(archive, tmp_path):
+    listing = f"{archive / 'study' / 'series1' / 'IM0001'}\n{pydicom_file('MR_small.dcm')}\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "fastdump", "dump", "--files-from", "-", "-o", str(tmp_path / "o"),
+         "--no-progress"], input=listing, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "o" / "dump.jsonl").read_bytes().splitlines()) == 2
+    assert "file/s" not in result.stderr  # --no-progress: no bar
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dump", "/no/such/dir", "-o", "{tmp}/o"], "no such file or directory: /no/such/dir"),
+    (["dump", "{ct}", "-o", "{ct}"], "is a file"),
+    (["dump", "{ct}", "-o", "{tmp}/o", "--bulk-threshold", "-1"], "--bulk-threshold"),
+    (["dump", "-o", "{tmp}/o"], "give at least one PATH"),
+    (["dump", "{ct}", "-o", "{tmp}/o", "--files-from", "/no/list"], "cannot read --files-from"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    args = [a.format(tmp=tmp_path, ct=pydicom_file("CT_small.dcm")) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("fastdump: error:")
+
+
+def test_second_run_needs_resume_or_overwrite(tmp_path):
+    ct = pydicom_file("CT_small.dcm")
+    assert fastdump_cmd("dump", ct, "-o", tmp_path / "o").returncode == 0
+    again = fastdump_cmd("dump", ct, "-o", tmp_path / "o")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = fastdump_cmd("dump", ct, "-o", tmp_path / "o", "--resume")
+    assert resumed.returncode == 0 and "1 unchanged" in resumed.stderr
+    assert fastdump_cmd("dump", ct, "-o", tmp_path / "o", "--overwrite").returncode == 0
+
+
+def test_format_tags(tmp_path):
+    result = fastdump_cmd("dump", pydicom_file("CT_small.dcm"), "-o", tmp_path / "o",
+                          "--format", "tags")
+    assert result.returncode == 0
+    assert (tmp_path / "o" / "CT_small_tags.txt").read_text().startswith("(0008,0005)\n")
+
+
+def test_help_explains_every_option():
+    result = fastdump_cmd("dump", "--help")
+    assert result.returncode == 0
+    for option in ("--format", "--jobs", "--files-from", "--bulk-threshold", "--resume",
+                   "--overwrite", "--no-progress", "--follow-symlinks", "--file-timeout"):
+        assert option in result.stdout

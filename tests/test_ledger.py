@@ -1,0 +1,51 @@
+"""Reading back what a run wrote: the basis of --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from fastdump.ledger import compact, load, parse_prefix, repair_tail
+from fastdump.record import dumps_line, error_record
+
+
+def test_parse_prefix_reads_path_size_mtime():
+    line = dumps_line({"path": "/a/b.dcm", "size": 12, "mtime": 1.5, "dataset": {}})
+    assert parse_prefix(line) == ("/a/b.dcm", (12, 1.5))
+    err = dumps_line(error_record("/x", "OSError: gone", None, None))
+    assert parse_prefix(err) == ("/x", (None, None))
+    assert parse_prefix(b'{"path":"/a", "truncat') is None
+    assert parse_prefix(b"garbage") is None
+
+
+def test_non_utf8_path_round_trips():
+    path = os.fsdecode(b"/data/caf\xe9.dcm")
+    line = dumps_line({"path": path, "size": 1, "mtime": 2.0})
+    assert json.loads(line)["path"] == path
+    assert parse_prefix(line) == (path, (1, 2.0))
+    assert os.fsencode(json.loads(line)["path"]) == b"/data/caf\xe9.dcm"
+
+
+def test_repair_tail_cuts_a_half_line(tmp_path):
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b'{"a":1}\n{"b":2}\n{"c":')
+    assert repair_tail(path) == 1
+    assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
+    assert repair_tail(path) == 0
+    path.write_bytes(b'{"no newline at all')
+    assert repair_tail(path) == 1 and path.read_bytes() == b""
+
+
+def test_load_and_compact(tmp_path):
+    def rec(path, size):
+        return dumps_line({"path": path, "size": size, "mtime": 1.0, "dataset": {}})
+
+    (tmp_path / "dump.jsonl").write_bytes(rec("/a", 1) + rec("/b", 1) + rec("/a", 2))
+    (tmp_path / "errors.jsonl").write_bytes(dumps_line(error_record("/c", "E: x", 3, 1.0)))
+    ledger = load(tmp_path, "dump.jsonl")
+    assert ledger.done == {"/a": (2, 1.0), "/b": (1, 1.0), "/c": (3, 1.0)}
+    assert ledger.duplicates == 1
+    dropped = compact(tmp_path, "dump.jsonl", {"/a": (2, 1.0), "/c": (3, 1.0)})
+    assert [json.loads(x)["path"] for x in dropped] == ["/a", "/b"]
+    assert (tmp_path / "dump.jsonl").read_bytes() == rec("/a", 2)
+    assert load(tmp_path, "dump.jsonl").done == {"/a": (2, 1.0), "/c": (3, 1.0)}

@@ -1,0 +1,201 @@
+"""dump(): every file of an archive accounted for exactly once, in every mode."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import orjson
+import pydicom
+import pytest
+
+import fastdump
+from fastdump.writers import TagsLayout
+
+from .conftest import NOT_DICOM, pydicom_file, regular_files
+
+
+def lines(path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def accounted(out) -> list[str]:
+    """Every path in dump.jsonl and errors.jsonl, duplicates included."""
+    return [r["path"] for name in ("dump.jsonl", "errors.jsonl") if (out / name).exists()
+            for r in lines(out / name)]
+
+
+@pytest.fixture(scope="module")
+def dumped(archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "dump"
+    summary = fastdump.dump([archive], out, jobs=2, progress=False)
+    return archive, out, summary
+
+
+def test_every_file_exactly_once(dumped):
+    archive, out, summary = dumped
+    paths = accounted(out)
+    assert len(paths) == len(set(paths))
+    assert set(paths) == regular_files(archive)
+    assert summary.files == summary.ok + summary.errors == len(paths)
+
+
+def test_non_dicom_files_are_error_records(dumped):
+    archive, out, _ = dumped
+    errors = {r["path"]: r for r in lines(out / "errors.jsonl")}
+    for name in NOT_DICOM:
+        record = errors[str(archive / "junk" / name)]
+        assert record["error"].startswith("NotDicomError: not a DICOM file")
+        assert record["size"] == len(NOT_DICOM[name])
+
+
+def test_records_carry_stat_and_dataset(dumped):
+    archive, out, _ = dumped
+    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    path = str(archive / "study" / "series1" / "IM0001")
+    record = records[path]
+    st = os.stat(path)
+    assert (record["size"], record["mtime"]) == (st.st_size, st.st_mtime)
+    assert record["dataset"] == fastdump.read_tags(path)
+    assert list(record)[:5] == ["path", "size", "mtime", "meta", "dataset"]
+
+
+def test_summary_json(dumped):
+    _, out, summary = dumped
+    written = orjson.loads((out / "summary.json").read_bytes())
+    assert written["files"] == summary.files
+    assert written["ok"] == summary.ok and written["errors"] == summary.errors
+    assert written["pydicom_version"] == pydicom.__version__
+    assert written["fastdump_version"] == fastdump.__version__
+    assert written["files_per_s"] > 0 and written["jobs"] == 2
+
+
+def test_jobs_1_gives_the_same_records(dumped, tmp_path):
+    archive, out, _ = dumped
+    fastdump.dump([archive], tmp_path / "one", jobs=1, progress=False)
+    by_path = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    again = {r["path"]: r for r in lines(tmp_path / "one" / "dump.jsonl")}
+    assert by_path == again
+
+
+def test_overlapping_inputs_are_dumped_once(archive, tmp_path):
+    study = archive / "study"
+    summary = fastdump.dump([study, study / "series1", study / "series1" / "IM0001"],
+                            tmp_path / "o", progress=False)
+    assert sorted(accounted(tmp_path / "o")) == sorted(regular_files(study))
+    assert summary.files == 2
+
+
+def test_files_from(archive, tmp_path):
+    listing = [str(archive / "study" / "series1" / "IM0001"), "", str(archive / "missing.dcm")]
+    summary = fastdump.dump([], tmp_path / "o", files_from=listing, progress=False)
+    assert (summary.ok, summary.errors) == (1, 1)
+    error = lines(tmp_path / "o" / "errors.jsonl")[0]
+    assert error["path"].endswith("missing.dcm") and "FileNotFoundError" in error["error"]
+
+
+def test_refuses_a_non_empty_out_dir_without_resume(archive, tmp_path):
+    study = archive / "study"
+    fastdump.dump([study], tmp_path / "o", progress=False)
+    with pytest.raises(fastdump.OutputDirError, match="--resume"):
+        fastdump.dump([study], tmp_path / "o", progress=False)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(fastdump.OutputDirError, match="holds no fastdump output"):
+        fastdump.dump([study], tmp_path / "mine", overwrite=True, progress=False)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_overwrite_replaces_the_previous_run(archive, tmp_path):
+    fastdump.dump([archive / "study"], tmp_path / "o", progress=False)
+    fastdump.dump([archive / "junk"], tmp_path / "o", overwrite=True, progress=False)
+    assert set(accounted(tmp_path / "o")) == regular_files(archive / "junk")
+
+
+def test_unusable_requests_raise_typed_errors(archive, tmp_path):
+    with pytest.raises(fastdump.InputNotFoundError, match="no such file"):
+        fastdump.dump([tmp_path / "nope"], tmp_path / "o")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(fastdump.OutputDirError, match="is a file"):
+        fastdump.dump([archive / "study"], tmp_path / "file")
+    with pytest.raises(fastdump.OptionError, match="unknown format"):
+        fastdump.dump([archive / "study"], tmp_path / "o", format="xml")
+
+
+def test_resume_reads_only_what_is_missing(archive, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(archive / "pydicom", src)
+    out = tmp_path / "o"
+    first = fastdump.dump([src], out, progress=False)
+    # Simulate a run killed part-way: keep half of the records, and half a line.
+    records = (out / "dump.jsonl").read_bytes().splitlines(keepends=True)
+    kept = len(records) // 2
+    (out / "dump.jsonl").write_bytes(b"".join(records[:kept]) + records[kept][:50])
+    second = fastdump.dump([src], out, resume=True, progress=False)
+    assert second.unchanged == kept + first.errors
+    assert second.ok == first.ok - kept and second.errors == 0
+    paths = accounted(out)
+    assert len(paths) == len(set(paths)) and set(paths) == regular_files(src)
+
+
+def test_resume_follows_a_growing_archive(archive, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(archive / "study", src)
+    shutil.copy(pydicom_file("MR_small.dcm"), src / "series1" / "IM0002")
+    out = tmp_path / "o"
+    fastdump.dump([src], out, progress=False)
+    os.remove(src / "series2" / "IM0001")  # gone
+    shutil.copy(pydicom_file("rtplan.dcm"), src / "series1" / "IM0002")  # changed
+    os.utime(src / "series1" / "IM0002", (1, 1))
+    shutil.copy(pydicom_file("CT_small.dcm"), src / "series1" / "IM0003")  # new
+    summary = fastdump.dump([src], out, resume=True, progress=False)
+    assert (summary.new, summary.changed, summary.unchanged, summary.gone) == (1, 1, 1, 1)
+    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    assert set(records) == regular_files(src)
+    changed = records[str(src / "series1" / "IM0002")]
+    assert changed["dataset"]["00080016"]["Value"] == ["1.2.840.10008.5.1.4.1.1.481.5"]
+
+
+def test_format_tags_mirrors_the_tree(archive, tmp_path):
+    out = tmp_path / "o"
+    summary = fastdump.dump([archive], out, format="tags", progress=False)
+    one = out / "study" / "series1" / "IM0001_tags.txt"
+    two = out / "study" / "series2" / "IM0001_tags.txt"
+    assert one.exists() and two.exists()
+    ct = out / "pydicom" / "CT_small_tags.txt"
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    assert ct.read_text() == "".join(expected_tag_lines(ds))
+    index = lines(out / "index.jsonl")
+    assert len(index) == summary.ok
+    assert all((out / r["tags_file"]).exists() for r in index)
+    listed = [r["path"] for r in index] + [r["path"] for r in lines(out / "errors.jsonl")]
+    assert sorted(listed) == sorted(regular_files(archive))
+
+
+def test_tags_lists_every_tag_of_iterall_with_nesting(tmp_path):
+    # rtplan.dcm nests sequences three deep; every item of every sequence is listed.
+    path = pydicom_file("rtplan.dcm")
+    fastdump.dump([path], tmp_path / "o", format="tags", progress=False)
+    listed = (tmp_path / "o" / "rtplan_tags.txt").read_text().splitlines()
+    ds = pydicom.dcmread(path)
+    assert [line.strip() for line in listed] == [str(e.tag).replace(", ", ",")
+                                                 for e in ds.iterall()]
+    assert any(line.startswith("    (") for line in listed)  # depth 2 is indented 4
+
+
+def expected_tag_lines(ds: pydicom.Dataset, depth: int = 0):
+    """What iterall() yields, written as the notebook meant: nested tags indented."""
+    for elem in ds:
+        yield "  " * depth + str(elem.tag).replace(", ", ",") + "\n"
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from expected_tag_lines(item, depth + 1)
+
+
+def test_tags_layout_never_overwrites(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("X", "X.dcm", "Y.dcm"):
+        (tmp_path / "a" / name).write_bytes(b"")
+    layout = TagsLayout([str(tmp_path)])
+    targets = {layout.relative_target(str(tmp_path / "a" / n)) for n in ("X", "X.dcm", "Y.dcm")}
+    assert targets == {"a/X_tags.txt", "a/X.dcm_tags.txt", "a/Y_tags.txt"}

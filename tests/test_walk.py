@@ -1,0 +1,63 @@
+"""The walk: every regular file once, symlinks and special files handled."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fastdump.walk import Entry, Problem, Skipped, read_path_list, walk
+
+
+def test_walk_is_sorted_recursive_and_stats(tmp_path):
+    for rel in ("b/2", "a/1", "a/c/3", "0"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x" * len(rel))
+    found = list(walk([str(tmp_path)]))
+    assert [f.path for f in found] == [str(tmp_path / r) for r in ("0", "a/1", "a/c/3", "b/2")]
+    assert all(isinstance(f, Entry) and f.size == len(os.path.relpath(f.path, tmp_path))
+               for f in found)
+
+
+def test_symlinks_skipped_unless_followed_and_loops_end(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x")
+    os.symlink(tmp_path / "d" / "f", tmp_path / "d" / "link")
+    os.symlink(tmp_path, tmp_path / "d" / "loop")
+    plain = list(walk([str(tmp_path)]))
+    assert [type(f) for f in plain] == [Entry, Skipped, Skipped]  # f, link, loop
+    followed = [f for f in walk([str(tmp_path)], follow_symlinks=True) if isinstance(f, Entry)]
+    assert sorted(f.path for f in followed) == [str(tmp_path / "d" / "f"),
+                                               str(tmp_path / "d" / "link")]
+
+
+def test_fifo_is_skipped_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    assert [type(f) for f in walk([str(tmp_path)])] == [Skipped]
+
+
+def test_missing_path_is_a_problem():
+    assert isinstance(next(walk(["/no/such/file"])), Problem)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read every directory")
+def test_unreadable_directory_is_a_problem(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0)
+    try:
+        assert isinstance(next(walk([str(tmp_path)])), Problem)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+
+def test_non_utf8_name_survives(tmp_path):
+    name = os.fsdecode(b"caf\xe9.dcm")  # latin-1 bytes: not valid UTF-8
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.dcm"), "wb") as fp:
+        fp.write(b"x")
+    (entry,) = walk([str(tmp_path)])
+    assert os.path.basename(entry.path) == name
+    with open(entry.path, "rb") as fp:
+        assert fp.read() == b"x"
+
+
+def test_path_list_skips_blank_lines():
+    assert list(read_path_list(["a\n", "\n", "  \n", "b c\r\n"])) == ["a", "b c"]
