@@ -23,10 +23,22 @@ Batch = list[Entry | Problem]
 
 
 class LocalPool:
-    """joblib's loky process pool on this machine."""
+    """joblib's loky process pool on this machine.
+
+    A pool is anything with ``submit``, ``wait_any``, ``isolate`` and
+    ``lost``, the exception types meaning "the worker holding this batch
+    died": :func:`run` needs nothing else, so other executors (a Dask cluster)
+    plug in the same way.
+    """
+
+    lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
+
+    def wait_any(self, futures: Iterable[Future]) -> set[Future]:
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return done
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         # get_reusable_executor hands back a fresh pool after a worker died.
@@ -38,7 +50,7 @@ class LocalPool:
 
 
 def run(
-    pool: LocalPool, batches: Iterable[Batch], opts: Options, in_flight: int
+    pool: Any, batches: Iterable[Batch], opts: Options, in_flight: int
 ) -> Iterator[list[Outcome]]:
     """Yield the outcomes of every batch; a file is in exactly one outcome."""
     batches = iter(batches)
@@ -54,12 +66,11 @@ def run(
                 pending[pool.submit(process_batch, batch, opts)] = batch
         if not pending:
             break
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
+        for future in pool.wait_any(pending):
             batch = pending.pop(future)
             try:
                 yield future.result()
-            except BrokenProcessPool:
+            except pool.lost:
                 lost.append(batch)
         if lost:
             yield from _retry_lost(pool, lost, pending, opts)
@@ -67,21 +78,21 @@ def run(
 
 
 def _retry_lost(
-    pool: LocalPool, lost: list[Batch], pending: dict[Future, Batch], opts: Options
+    pool: Any, lost: list[Batch], pending: dict[Future, Batch], opts: Options
 ) -> Iterator[list[Outcome]]:
     # A dead worker breaks the whole pool: every batch still in flight is lost too.
     for future, batch in list(pending.items()):
         try:
             yield future.result()
-        except BrokenProcessPool:
+        except pool.lost:
             lost.append(batch)
         del pending[future]
     for batch in lost:
         yield [_one_alone(pool, entry, opts) for entry in batch]
 
 
-def _one_alone(pool: LocalPool, entry: Entry | Problem, opts: Options) -> Outcome:
+def _one_alone(pool: Any, entry: Entry | Problem, opts: Options) -> Outcome:
     try:
         return pool.isolate(process_batch, [entry], opts)[0]
-    except BrokenProcessPool as exc:
+    except pool.lost as exc:
         return failed(entry, f"WorkerDied: the worker reading this file died ({exc})")
