@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -30,9 +31,14 @@ def defer_size(bulk_threshold: int) -> int:
     return (bulk_threshold // 4) * 3
 
 
+def open_source(path: str) -> BinaryIO:
+    """Open a file to dump for reading. Every reader of DICOM bytes goes through here."""
+    return open(path, "rb")
+
+
 def read_dataset(path: str, bulk_threshold: int) -> Dataset:
     """Read the header of ``path``; raise :class:`NotDicomError` if it is not DICOM."""
-    with open(path, "rb") as fp:
+    with open_source(path) as fp:
         head = fp.read(132)
         fp.seek(0)
         if len(head) == 0:
@@ -62,7 +68,13 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
 
 
 def file_uri(path: str) -> str:
-    """The ``file://`` URI of ``path`` (percent-encoded; non-UTF-8 names survive)."""
+    """The ``file://`` URI of ``path`` (percent-encoded; non-UTF-8 names survive).
+
+    A path that is already a URL (``s3://...``) is its own URI.
+    """
     from pathlib import Path
+
+    if "://" in path:
+        return path
 
     return Path(os.path.abspath(path)).as_uri()

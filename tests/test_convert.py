@@ -140,8 +140,7 @@ def count_reads(monkeypatch) -> list[int]:
             total[0] += len(data)
             return data
 
-    monkeypatch.setattr(fastdump.read, "open", lambda p, mode: Counting(io.FileIO(p, mode)),
-                        raising=False)
+    monkeypatch.setattr(fastdump.read, "open_source", lambda p: Counting(io.FileIO(p, "rb")))
     return total
 
 
