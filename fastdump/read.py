@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import pydicom
@@ -36,27 +38,72 @@ def open_source(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
-def read_dataset(path: str, bulk_threshold: int) -> Dataset:
-    """Read the header of ``path``; raise :class:`NotDicomError` if it is not DICOM."""
-    with open_source(path) as fp:
-        head = fp.read(132)
-        fp.seek(0)
-        if len(head) == 0:
-            raise NotDicomError("not a DICOM file: the file is empty")
-        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
-        if not has_preamble and not _looks_like_raw_dataset(head):
-            raise NotDicomError(
-                "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
-            )
-        try:
-            return pydicom.dcmread(
-                fp,
-                stop_before_pixels=True,
-                defer_size=defer_size(bulk_threshold) or None,
-                force=not has_preamble,
-            )
-        except InvalidDicomError as exc:
-            raise NotDicomError(f"not a DICOM file: {exc}") from exc
+class BoundedReader:
+    """A file whose reads never ask for more than what is left in it.
+
+    A corrupt length field (0xFFFFFFF0 in a 2 KB file) would otherwise make
+    ``read(length)`` allocate gigabytes. Not an ``io.BufferedReader``, so
+    pydicom reads deferred values through this object while it is open
+    instead of reopening the file by name.
+    """
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self._raw = raw
+        self.size = size
+        self.name = getattr(raw, "name", None)
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.size - self._raw.tell())
+        return self._raw.read(left if n is None or n < 0 or n > left else n)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+
+@contextmanager
+def opened(path: str) -> Iterator[BoundedReader]:
+    """``path`` opened through :func:`open_source`, reads capped at its size."""
+    with open_source(path) as raw:
+        size = raw.seek(0, os.SEEK_END)
+        raw.seek(0)
+        yield BoundedReader(raw, size)
+
+
+def read_dataset(source: str | BoundedReader, bulk_threshold: int) -> Dataset:
+    """Read the header of ``source``; raise :class:`NotDicomError` if it is not DICOM.
+
+    Pass an open file (from :func:`opened`) and keep it open while converting:
+    pydicom reads deferred text values from it.
+    """
+    if isinstance(source, str):
+        with opened(source) as fp:
+            return read_dataset(fp, bulk_threshold)
+    fp = source
+    head = fp.read(132)
+    fp.seek(0)
+    if len(head) == 0:
+        raise NotDicomError("not a DICOM file: the file is empty")
+    has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_raw_dataset(head):
+        raise NotDicomError(
+            "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
+        )
+    try:
+        return pydicom.dcmread(
+            fp,
+            stop_before_pixels=True,
+            defer_size=defer_size(bulk_threshold) or None,
+            force=not has_preamble,
+        )
+    except InvalidDicomError as exc:
+        raise NotDicomError(f"not a DICOM file: {exc}") from exc
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from .convert import Context, dataset_to_json
-from .read import file_uri, read_dataset
+from .read import file_uri, opened, read_dataset
 from .walk import Entry, Problem
 
 
@@ -37,15 +37,17 @@ class Options:
 
 def read_record(path: str, size: int, mtime: float, bulk_threshold: int) -> dict[str, Any]:
     """Read one file into a record: path, size, mtime, meta, dataset (+ warnings)."""
-    ds = read_dataset(path, bulk_threshold)
     ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold)
-    meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
+    with opened(path) as fp:  # open while converting: deferred text values are read from it
+        ds = read_dataset(fp, bulk_threshold)
+        meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
+        dataset = dataset_to_json(ds, ctx)
     record: dict[str, Any] = {
         "path": path,
         "size": size,
         "mtime": mtime,
         "meta": meta,
-        "dataset": dataset_to_json(ds, ctx),
+        "dataset": dataset,
     }
     if ctx.warnings:
         record["warnings"] = ctx.warnings
