@@ -15,9 +15,11 @@ differences that keep data instead of losing it:
 from __future__ import annotations
 
 import base64
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.charset import default_encoding, python_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
@@ -46,14 +48,62 @@ def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -
     from a copy of its bytes, and their offsets count from the sequence value.
     """
     out: dict[str, Any] = {}
+    checked = _decodes_text(ds)
     for tag in list(ds.keys()):
         key = f"{tag:08X}"
         raw = ds.get_item(tag, keep_deferred=True)
         try:
-            out[key] = _element_to_json(ds, tag, raw, ctx, where + key, base)
+            if checked:
+                out[key] = _strictly_decoded(ds, tag, raw, ctx, where + key, base)
+            else:
+                out[key] = _element_to_json(ds, tag, raw, ctx, where + key, base)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the raw bytes
             out[key] = _raw_fallback(ds, raw, ctx, where + key, base, exc)
+    if 0x00080005 in ds:
+        _check_charset_names(ds, ctx, where)
     return out
+
+
+class CharsetError(ValueError):
+    """Text bytes that are not valid in the declared character set."""
+
+
+def _decodes_text(ds: Dataset) -> bool:
+    """True when text in ``ds`` is decoded with a codec that can fail (not latin-1)."""
+    encodings = ds._character_set
+    encodings = [encodings] if isinstance(encodings, str) else encodings
+    return any(e not in _NEVER_FAILING for e in encodings)
+
+
+_NEVER_FAILING = {default_encoding, "latin_1", "iso8859_1", "iso-8859-1"}
+
+
+def _strictly_decoded(
+    ds: Dataset, tag: int, raw: RawDataElement | DataElement, ctx: Context, where: str,
+    base: int,
+) -> dict[str, Any]:
+    # pydicom replaces undecodable bytes with U+FFFD and only warns: that would
+    # silently alter the value, so such an element keeps its raw bytes instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        element = _element_to_json(ds, tag, raw, ctx, where, base)
+    for warning in caught:
+        if "decode" in str(warning.message):
+            raise CharsetError(str(warning.message))
+    return element
+
+
+def _check_charset_names(ds: Dataset, ctx: Context, where: str) -> None:
+    value = ds.get_item(0x00080005).value
+    names = [value] if isinstance(value, str | bytes) else list(value or [])
+    for name in names:
+        name = name.decode("latin-1") if isinstance(name, bytes) else name
+        if name and name not in python_encoding:
+            ctx.warnings.append({
+                "tag": where + "00080005", "vr": "CS",
+                "error": f"UnknownCharset: {name!r} is not a DICOM character set; pydicom "
+                         "decoded the text as ISO-IR 6 / latin-1, which may be wrong",
+            })
 
 
 def _element_to_json(

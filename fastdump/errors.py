@@ -21,5 +21,17 @@ class OptionError(FastdumpError):
     """An option has a value fastdump cannot use."""
 
 
+class SchedulerError(FastdumpError):
+    """The Dask cluster (--scheduler) cannot be reached, has no workers or lacks fastdump."""
+
+
+class MergeError(FastdumpError):
+    """``fastdump merge`` cannot join its inputs: mixed formats, a file twice, a run unfinished."""
+
+
 class NotDicomError(Exception):
     """Raised inside a worker for a file that does not parse as DICOM."""
+
+
+class TruncatedError(Exception):
+    """A file that ends before the elements it declares. ``args``: (reason, partial record)."""

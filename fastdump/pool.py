@@ -9,8 +9,13 @@ its worker is named in errors.jsonl and the rest are dumped.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from joblib.externals.loky import get_reusable_executor
@@ -36,25 +41,49 @@ class LocalPool:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
 
-    def wait_any(self, futures: Iterable[Future]) -> set[Future]:
-        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+    def wait_any(self, futures: Iterable[Future], timeout: float | None = None) -> set[Future]:
+        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
         return done
+
+    def kill(self) -> None:
+        """Kill every worker: their batches fail as lost and are retried file by file."""
+        executor = get_reusable_executor(max_workers=self.jobs, timeout=60)
+        for pid in list(getattr(executor, "_processes", {})):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         # get_reusable_executor hands back a fresh pool after a worker died.
         return get_reusable_executor(max_workers=self.jobs, timeout=60).submit(fn, *args)
 
-    def isolate(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run one call in a pool of one worker, so a crash is pinned on it."""
-        return get_reusable_executor(max_workers=1, timeout=60).submit(fn, *args).result()
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
+
+        Raises ``TimeoutError`` (after killing the worker) when it hangs.
+        """
+        executor = get_reusable_executor(max_workers=1, timeout=60)
+        future = executor.submit(fn, *args)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            for pid in list(getattr(executor, "_processes", {})):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise TimeoutError from None
 
 
 def run(
     pool: Any, batches: Iterable[Batch], opts: Options, in_flight: int
 ) -> Iterator[list[Outcome]]:
-    """Yield the outcomes of every batch; a file is in exactly one outcome."""
+    """Yield the outcomes of every batch; a file is in exactly one outcome.
+
+    A batch that outlives its deadline means a worker hung where the per-file
+    alarm cannot reach (inside C code): the workers are killed, and the
+    batches they held are retried file by file like those of a dead worker.
+    """
     batches = iter(batches)
     pending: dict[Future, Batch] = {}
+    deadlines: dict[Future, float] = {}
     lost: list[Batch] = []
     exhausted = False
     while True:
@@ -63,11 +92,22 @@ def run(
             if batch is None:
                 exhausted = True
             else:
-                pending[pool.submit(process_batch, batch, opts)] = batch
+                future = pool.submit(process_batch, batch, opts)
+                pending[future] = batch
+                deadlines[future] = time.monotonic() + _batch_budget(batch, opts, in_flight)
         if not pending:
             break
-        for future in pool.wait_any(pending):
+        if opts.file_timeout and hasattr(pool, "kill"):  # a pool that can kill has a watchdog
+            wait_for = max(0.0, min(deadlines[f] for f in pending) - time.monotonic())
+            done = pool.wait_any(pending, timeout=wait_for)
+            if not done:
+                pool.kill()
+                continue
+        else:
+            done = pool.wait_any(pending)
+        for future in done:
             batch = pending.pop(future)
+            del deadlines[future]
             try:
                 yield future.result()
             except pool.lost:
@@ -75,6 +115,7 @@ def run(
         if lost:
             yield from _retry_lost(pool, lost, pending, opts)
             lost = []
+            deadlines.clear()
 
 
 def _retry_lost(
@@ -91,8 +132,21 @@ def _retry_lost(
         yield [_one_alone(pool, entry, opts) for entry in batch]
 
 
+def _batch_budget(batch: Batch, opts: Options, in_flight: int) -> float:
+    """Seconds a batch may take, queueing included, before its worker counts as hung."""
+    if not opts.file_timeout:
+        return float("inf")
+    # Generous on purpose: the per-file alarm handles slow files; this only
+    # catches workers stuck where the alarm cannot interrupt them.
+    return opts.file_timeout * (len(batch) + 1) * 2 + 10 * in_flight
+
+
 def _one_alone(pool: Any, entry: Entry | Problem, opts: Options) -> Outcome:
+    timeout = opts.file_timeout * 2 + 10 if opts.file_timeout else None
     try:
-        return pool.isolate(process_batch, [entry], opts)[0]
+        return pool.isolate(process_batch, [entry], opts, timeout=timeout)[0]
+    except TimeoutError:
+        return failed(entry, f"FileTimeout: the worker reading this file hung for more than "
+                             f"{timeout:g} s and was killed")
     except pool.lost as exc:
         return failed(entry, f"WorkerDied: the worker reading this file died ({exc})")

@@ -16,6 +16,7 @@ from typing import BinaryIO
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .errors import NotDicomError
 
@@ -33,8 +34,16 @@ def defer_size(bulk_threshold: int) -> int:
     return (bulk_threshold // 4) * 3
 
 
-def open_source(path: str) -> BinaryIO:
-    """Open a file to dump for reading. Every reader of DICOM bytes goes through here."""
+def open_source(path: str, size: int | None = None) -> BinaryIO:
+    """Open a file to dump for reading. Every reader of DICOM bytes goes through here.
+
+    URLs (``s3://...``) are opened through fsspec, fetching only what is read;
+    ``size``, when known from the listing, spares a request to learn it.
+    """
+    if "://" in path:
+        from .remote import open_url
+
+        return open_url(path, size)
     return open(path, "rb")
 
 
@@ -68,9 +77,9 @@ class BoundedReader:
 
 
 @contextmanager
-def opened(path: str) -> Iterator[BoundedReader]:
+def opened(path: str, size: int | None = None) -> Iterator[BoundedReader]:
     """``path`` opened through :func:`open_source`, reads capped at its size."""
-    with open_source(path) as raw:
+    with open_source(path, size) as raw:
         size = raw.seek(0, os.SEEK_END)
         raw.seek(0)
         yield BoundedReader(raw, size)
@@ -96,7 +105,7 @@ def read_dataset(source: str | BoundedReader, bulk_threshold: int) -> Dataset:
             "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
         )
     try:
-        return pydicom.dcmread(
+        ds = pydicom.dcmread(
             fp,
             stop_before_pixels=True,
             defer_size=defer_size(bulk_threshold) or None,
@@ -104,6 +113,37 @@ def read_dataset(source: str | BoundedReader, bulk_threshold: int) -> Dataset:
         )
     except InvalidDicomError as exc:
         raise NotDicomError(f"not a DICOM file: {exc}") from exc
+    return ds
+
+
+def check_complete(ds: Dataset, fp: BoundedReader) -> str | None:
+    """Why the file is truncated, or None if it holds every byte its elements declare.
+
+    pydicom stops quietly at the end of a file, even inside an element: a
+    truncated transfer would otherwise look like a smaller, valid header.
+    Call it before converting: it needs the raw elements' offsets.
+    """
+    if len(ds) == 0:
+        return "the file ends before its first dataset element"
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return None  # offsets count in the inflated stream; zlib reports cut streams itself
+    stopped_at, end = fp.tell(), 0
+    for group in (meta, ds):
+        for tag in list(group.keys()) if group is not None else ():
+            raw = group.get_item(tag, keep_deferred=True)
+            start, length = getattr(raw, "value_tell", None), getattr(raw, "length", 0)
+            if start is None or length == 0xFFFFFFFF:
+                continue
+            if start + length > fp.size:
+                return (f"the file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
+                        f"declares {length} bytes at offset {start}, but the file ends at "
+                        f"{fp.size}")
+            end = max(end, start + length)
+    if stopped_at == fp.size and 0 < fp.size - end < 8:
+        # pydicom read to the end of the file, but the last bytes made no element.
+        return f"the file is truncated: it ends inside an element header at offset {end}"
+    return None
 
 
 def _looks_like_raw_dataset(head: bytes) -> bool:

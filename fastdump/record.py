@@ -7,6 +7,7 @@ already bytes, so the parent only writes.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import warnings
@@ -18,7 +19,8 @@ from typing import Any
 import orjson
 
 from .convert import Context, dataset_to_json
-from .read import file_uri, opened, read_dataset
+from .errors import TruncatedError
+from .read import check_complete, file_uri, opened, read_dataset
 from .walk import Entry, Problem
 
 
@@ -33,15 +35,19 @@ class Options:
     bulk_threshold: int = 1024
     file_timeout: float | None = 300.0
     format: str = "jsonl"
+    columns: tuple[str, ...] | None = None  # --format parquet: the tag columns
 
 
 def read_record(path: str, size: int, mtime: float, bulk_threshold: int) -> dict[str, Any]:
     """Read one file into a record: path, size, mtime, meta, dataset (+ warnings)."""
     ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold)
-    with opened(path) as fp:  # open while converting: deferred text values are read from it
+    with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, bulk_threshold)
+        problem = check_complete(ds, fp)  # before conversion: it needs the raw elements
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
+    if problem:
+        raise TruncatedError(problem, {"meta": meta, "dataset": dataset})
     record: dict[str, Any] = {
         "path": path,
         "size": size,
@@ -54,8 +60,14 @@ def read_record(path: str, size: int, mtime: float, bulk_threshold: int) -> dict
     return record
 
 
-def error_record(path: str, error: str, size: int | None, mtime: float | None) -> dict[str, Any]:
-    return {"path": path, "size": size, "mtime": mtime, "error": error}
+def error_record(
+    path: str, error: str, size: int | None, mtime: float | None, partial: dict | None = None
+) -> dict[str, Any]:
+    """An errors.jsonl line; ``partial`` keeps what could be read of a truncated file."""
+    record = {"path": path, "size": size, "mtime": mtime, "error": error}
+    if partial:
+        record["partial"] = partial
+    return record
 
 
 def dumps_line(record: dict[str, Any]) -> bytes:
@@ -90,7 +102,7 @@ def process_batch(entries: list[Entry | Problem], opts: Options) -> list[Outcome
     """Read, convert and serialize a batch of files. Never raises for a bad file."""
     from .writers import serializer_for  # the worker imports only its format's needs
 
-    serialize = serializer_for(opts.format)
+    serialize = serializer_for(opts.format, opts)
     with warnings.catch_warnings():
         # pydicom warns for every odd value it meets; bad values surface as
         # record warnings instead.
@@ -102,9 +114,18 @@ def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> 
     if isinstance(entry, Problem):
         return failed(entry, entry.error)
     try:
+        entry = _restat(entry)
         with _time_limit(opts.file_timeout):
             record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold)
             return Outcome(entry, payload=serialize(record))
+    except TruncatedError as exc:
+        return failed(entry, f"TruncatedError: {exc.args[0]}", partial=exc.args[1])
+    except FileNotFoundError:
+        reason = "FileNotFoundError: the file was deleted or moved after the walk found it"
+    except PermissionError as exc:
+        reason = f"PermissionError: {exc.strerror} (fastdump runs as user id {os.getuid()})"
+    except OSError as exc:
+        reason = f"{type(exc).__name__}: {exc.strerror or exc}"
     except FileTimeout:
         reason = f"FileTimeout: reading took longer than {opts.file_timeout:g} s (--file-timeout)"
     except MemoryError:
@@ -116,9 +137,19 @@ def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> 
     return failed(entry, reason)
 
 
-def failed(entry: Entry | Problem, reason: str) -> Outcome:
+def _restat(entry: Entry) -> Entry:
+    """The file's size and mtime now: a file that changed since the walk is recorded as read."""
+    if "://" in entry.path:
+        return entry  # object stores: the listing's values are the ones to trust
+    st = os.stat(entry.path)
+    if (st.st_size, st.st_mtime) == (entry.size, entry.mtime):
+        return entry
+    return Entry(entry.path, st.st_size, st.st_mtime)
+
+
+def failed(entry: Entry | Problem, reason: str, partial: dict | None = None) -> Outcome:
     """The outcome of a file that could not be dumped."""
-    line = dumps_line(error_record(entry.path, reason, entry.size, entry.mtime))
+    line = dumps_line(error_record(entry.path, reason, entry.size, entry.mtime, partial))
     return Outcome(entry, error_line=line)
 
 
