@@ -9,9 +9,6 @@ its worker is named in errors.jsonl and the rest are dumped.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -19,7 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from joblib.externals.loky import get_reusable_executor
-from joblib.externals.loky.process_executor import BrokenProcessPool
+from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
 from .record import Options, Outcome, failed, process_batch
 from .walk import Entry, Problem
@@ -36,7 +33,7 @@ class LocalPool:
     plug in the same way.
     """
 
-    lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
+    lost: tuple[type[BaseException], ...] = (BrokenProcessPool, ShutdownExecutorError)
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
@@ -47,10 +44,8 @@ class LocalPool:
 
     def kill(self) -> None:
         """Kill every worker: their batches fail as lost and are retried file by file."""
-        executor = get_reusable_executor(max_workers=self.jobs, timeout=60)
-        for pid in list(getattr(executor, "_processes", {})):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        get_reusable_executor(max_workers=self.jobs, timeout=60).shutdown(
+            wait=True, kill_workers=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         # get_reusable_executor hands back a fresh pool after a worker died.
@@ -59,17 +54,22 @@ class LocalPool:
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
 
-        Raises ``TimeoutError`` (after killing the worker) when it hangs.
+        Raises ``TimeoutError`` (after killing the worker) when it hangs. A crash
+        is tried twice, so a pool still dying from an earlier crash is not
+        blamed on this file.
         """
-        executor = get_reusable_executor(max_workers=1, timeout=60)
-        future = executor.submit(fn, *args)
-        try:
-            return future.result(timeout=timeout)
-        except FutureTimeout:
-            for pid in list(getattr(executor, "_processes", {})):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            raise TimeoutError from None
+        for attempt in (1, 2):
+            executor = get_reusable_executor(max_workers=1, timeout=60)
+            future = executor.submit(fn, *args)
+            try:
+                return future.result(timeout=timeout)
+            except FutureTimeout:
+                executor.shutdown(wait=True, kill_workers=True)
+                raise TimeoutError from None
+            except BrokenProcessPool:
+                executor.shutdown(wait=True, kill_workers=True)
+                if attempt == 2:
+                    raise
 
 
 def run(
@@ -138,11 +138,11 @@ def _batch_budget(batch: Batch, opts: Options, in_flight: int) -> float:
         return float("inf")
     # Generous on purpose: the per-file alarm handles slow files; this only
     # catches workers stuck where the alarm cannot interrupt them.
-    return opts.file_timeout * (len(batch) + 1) * 2 + 10 * in_flight
+    return opts.file_timeout * (len(batch) + in_flight) * 2 + 5
 
 
 def _one_alone(pool: Any, entry: Entry | Problem, opts: Options) -> Outcome:
-    timeout = opts.file_timeout * 2 + 10 if opts.file_timeout else None
+    timeout = opts.file_timeout * 2 + 5 if opts.file_timeout else None
     try:
         return pool.isolate(process_batch, [entry], opts, timeout=timeout)[0]
     except TimeoutError:

@@ -1,0 +1,28 @@
+"""Stand-ins for fastdump.record.process_batch that misbehave on chosen files.
+
+They live in an importable module so that worker processes can unpickle them;
+tests put them in place with monkeypatch (fastdump.pool.process_batch).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from fastdump.record import process_batch
+
+
+def dies_on_poison(entries, opts):
+    """Kill the worker process, like a segfault would, when the batch holds a POISON file."""
+    if any("POISON" in entry.path for entry in entries):
+        os._exit(139)
+    return process_batch(entries, opts)
+
+
+def hangs_on_poison(entries, opts):
+    """Hang where no per-file alarm can interrupt (SIGALRM blocked), on a POISON file."""
+    if any("POISON" in entry.path for entry in entries):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)
+    return process_batch(entries, opts)

@@ -1,0 +1,53 @@
+"""Workers that die or hang cost a retry, never a file."""
+
+from __future__ import annotations
+
+import shutil
+
+import orjson
+import pytest
+
+import fastdump
+import fastdump.pool
+
+from . import poison
+from .conftest import pydicom_file
+
+
+@pytest.fixture
+def archive_with_poison(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    for i in range(40):
+        shutil.copy(pydicom_file("CT_small.dcm"), root / f"im{i:03}.dcm")
+    shutil.copy(pydicom_file("MR_small.dcm"), root / "im020-POISON.dcm")
+    return root
+
+
+def outcome_lines(out):
+    ok = [orjson.loads(x) for x in (out / "dump.jsonl").read_bytes().splitlines()]
+    bad = [orjson.loads(x) for x in (out / "errors.jsonl").read_bytes().splitlines()]
+    return ok, bad
+
+
+def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp_path,
+                                                        monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.dies_on_poison)
+    summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=2, batch_size=8,
+                            progress=False)
+    ok, bad = outcome_lines(tmp_path / "out")
+    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-POISON.dcm")]
+    assert bad[0]["error"].startswith("WorkerDied: the worker reading this file died")
+    assert len(ok) == 40 and len({r["path"] for r in ok}) == 40
+    assert (summary.ok, summary.errors) == (40, 1)
+
+
+def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_path,
+                                                       monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.hangs_on_poison)
+    summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=1, batch_size=4,
+                            file_timeout=0.5, progress=False)
+    ok, bad = outcome_lines(tmp_path / "out")
+    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-POISON.dcm")]
+    assert bad[0]["error"].startswith("FileTimeout: the worker reading this file hung")
+    assert (summary.ok, summary.errors) == (40, 1)

@@ -1,0 +1,178 @@
+"""Bad inputs never stop a run: each is one line, with a reason a person can act on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+import fastdump
+from fastdump.record import Options, process_batch
+from fastdump.walk import Entry
+
+from .badfiles import CASES
+from .conftest import pydicom_file, regular_files
+
+GOOD = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "waveform_ecg.dcm"]
+
+
+def lines(path) -> list[dict]:
+    # json, not orjson: lines of non-UTF-8 file names hold \udcXX escapes orjson refuses
+    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory):
+    """Good files with every bad case beside them, dumped once."""
+    root = tmp_path_factory.mktemp("dirty")
+    for name in GOOD:
+        shutil.copy(pydicom_file(name), root / name)
+    for name, (make, _) in CASES.items():
+        (root / "bad").mkdir(exist_ok=True)
+        (root / "bad" / name).write_bytes(make())
+    out = root.parent / (root.name + "-out")
+    summary = fastdump.dump([root], out, jobs=2, progress=False)
+    return root, out, summary
+
+
+def test_every_bad_file_is_one_line(dirty):
+    root, out, summary = dirty
+    paths = [r["path"] for name in ("dump.jsonl", "errors.jsonl") for r in lines(out / name)]
+    assert sorted(paths) == sorted(regular_files(root))
+    assert summary.files == len(GOOD) + len(CASES)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, kind) in CASES.items() if kind == "error"])
+def test_unreadable_files_are_error_records_with_reasons(dirty, name):
+    root, out, _ = dirty
+    errors = {r["path"]: r["error"] for r in lines(out / "errors.jsonl")}
+    reason = errors[str(root / "bad" / name)]
+    kind, _, text = reason.partition(": ")
+    assert kind.isidentifier() and len(text) > 10, reason
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("cut-in-", "length-"))])
+def test_truncated_files_are_reported_not_shrunk(dirty, name):
+    root, out, _ = dirty
+    errors = {r["path"]: r for r in lines(out / "errors.jsonl")}
+    record = errors[str(root / "bad" / name)]
+    assert record["error"].startswith(("TruncatedError: ", "NotDicomError: ")), record["error"]
+
+
+def test_good_files_are_dumped_as_if_alone(dirty, tmp_path):
+    root, out, _ = dirty
+    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    for name in GOOD:
+        assert records[str(root / name)]["dataset"] == fastdump.read_tags(root / name)
+
+
+def test_invalid_text_keeps_its_bytes(dirty):
+    root, out, _ = dirty
+    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    record = records[str(root / "bad" / "invalid-utf8.dcm")]
+    # b"Bad\xff\xfe " is not UTF-8: kept as raw bytes, not decoded with U+FFFD
+    assert record["dataset"]["00100010"] == {"vr": "UN", "InlineBinary": "QmFk//4g"}
+    assert record["warnings"][0]["error"].startswith("CharsetError")
+    unknown = records[str(root / "bad" / "unknown-charset.dcm")]
+    assert unknown["warnings"][0]["error"].startswith("UnknownCharset: 'ISO_IR 999'")
+
+
+def test_file_deleted_or_changed_after_the_walk(tmp_path):
+    gone, changed = tmp_path / "gone.dcm", tmp_path / "changed.dcm"
+    shutil.copy(pydicom_file("CT_small.dcm"), gone)
+    shutil.copy(pydicom_file("CT_small.dcm"), changed)
+    entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in (gone, changed)]
+    gone.unlink()
+    shutil.copy(pydicom_file("MR_small.dcm"), changed)
+    lost, updated = process_batch(entries, Options())
+    assert "deleted or moved after the walk" in orjson.loads(lost.error_line)["error"]
+    record = orjson.loads(updated.payload)
+    assert (record["size"], record["mtime"]) == (changed.stat().st_size, changed.stat().st_mtime)
+    assert record["dataset"]["00080060"]["Value"] == ["MR"]
+
+
+def test_per_file_timeout_becomes_an_error_record(tmp_path):
+    shutil.copy(pydicom_file("rtplan.dcm"), tmp_path / "slow.dcm")
+    (outcome,) = process_batch([Entry(str(tmp_path / "slow.dcm"), 1, 1.0)],
+                               Options(file_timeout=1e-6))
+    assert orjson.loads(outcome.error_line)["error"].startswith("FileTimeout: reading took longer")
+
+
+def test_symlink_loops_and_non_utf8_names(tmp_path):
+    root = tmp_path / "a"
+    root.mkdir()
+    os.symlink(root, root / "loop")
+    name = os.path.join(os.fsencode(root), b"caf\xe9.dcm")
+    shutil.copy(pydicom_file("CT_small.dcm"), name)
+    out = tmp_path / "out"
+    for follow in (False, True):
+        summary = fastdump.dump([root], out, follow_symlinks=follow, overwrite=True,
+                                progress=False)
+        assert (summary.ok, summary.errors) == (1, 0)
+    (record,) = lines(out / "dump.jsonl")
+    assert os.fsencode(record["path"]) == name  # the recorded path reopens the file
+    assert fastdump.read_tags(record["path"]) == record["dataset"]
+
+
+def python_for_nobody() -> list[str] | None:
+    """A command running fastdump as user 'nobody', or None if this machine has none.
+
+    Root reads every file, so the test drops to 'nobody'. The venv's interpreter may
+    sit under /root (mode 700), so fall back to the system python of the same version
+    with this environment's packages on PYTHONPATH.
+    """
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {"PYTHONPATH": os.pathsep.join([repo, *site]), "PATH": "/usr/bin:/bin"}
+    for python in (sys.executable, shutil.which("python3", path="/usr/bin:/bin")):
+        if not python:
+            continue
+        try:
+            probe = subprocess.run([python, "-c", "import fastdump"], user=65534, group=65534,
+                                   extra_groups=[], env=env, capture_output=True, timeout=60)
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return [python], env
+    return None
+
+
+def test_files_the_user_may_not_read(tmp_path):
+    root = tmp_path / "archive"
+    root.mkdir()
+    shutil.copy(pydicom_file("CT_small.dcm"), root / "open.dcm")
+    shutil.copy(pydicom_file("MR_small.dcm"), root / "secret.dcm")
+    (root / "secret.dcm").chmod(0)
+    (root / "locked").mkdir()
+    shutil.copy(pydicom_file("MR_small.dcm"), root / "locked" / "inside.dcm")
+    (root / "locked").chmod(0)
+    out = tmp_path / "out"
+    command, options = [sys.executable], {}
+    if os.geteuid() == 0:  # root reads everything: run fastdump as 'nobody'
+        for p in (tmp_path, root, root / "open.dcm", *tmp_path.parents):
+            if p != root / "locked":
+                p.chmod(p.stat().st_mode | 0o005 if p.is_file() else p.stat().st_mode | 0o001)
+        for p in (tmp_path, root):
+            p.chmod(0o755)
+        (root / "open.dcm").chmod(0o644)
+        out.mkdir(mode=0o777)
+        out.chmod(0o777)
+        found = python_for_nobody()
+        if found is None:
+            pytest.skip("no interpreter that user 'nobody' may run")
+        command, env = found
+        options = {"user": 65534, "group": 65534, "extra_groups": [], "env": env}
+    result = subprocess.run([*command, "-m", "fastdump", "dump", str(root), "-o", str(out),
+                             "--no-progress", "--jobs", "1"], capture_output=True, text=True,
+                            timeout=120, **options)
+    (root / "locked").chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    errors = {r["path"]: r["error"] for r in lines(out / "errors.jsonl")}
+    assert errors[str(root / "secret.dcm")].startswith("PermissionError: Permission denied")
+    assert errors[str(root / "locked")].startswith("PermissionError: cannot list directory")
+    assert [r["path"] for r in lines(out / "dump.jsonl")] == [str(root / "open.dcm")]

@@ -1,0 +1,106 @@
+"""Killed runs: SIGKILL at random moments, then --resume, loses and duplicates nothing.
+
+FASTDUMP_KILL_ROUNDS sets how many kills are tried (CI: 3; the closing note's
+figures come from 20).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import PYDICOM_FILES, regular_files
+
+ROUNDS = int(os.environ.get("FASTDUMP_KILL_ROUNDS", "3"))
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory):
+    """~2,000 real files: pydicom's test files copied into many series folders."""
+    root = tmp_path_factory.mktemp("big")
+    small = [f for f in PYDICOM_FILES if os.path.getsize(f) < 200_000]
+    for i in range(2000):
+        series = root / f"series{i // 100:02}"
+        series.mkdir(exist_ok=True)
+        shutil.copy(small[i % len(small)], series / f"im{i:05}")
+    return root
+
+
+def dump_cmd(root, out, *extra):
+    return [sys.executable, "-m", "fastdump", "dump", str(root), "-o", str(out),
+            "--no-progress", "--jobs", "2", *extra]
+
+
+def records(out) -> dict[str, list[dict]]:
+    """path -> every line about it, from both files (so duplicates show)."""
+    found: dict[str, list[dict]] = {}
+    for name in ("dump.jsonl", "errors.jsonl"):
+        path = out / name
+        if path.exists():
+            for line in path.read_bytes().splitlines():
+                rec = json.loads(line)  # every line must be whole, valid JSON
+                found.setdefault(rec["path"], []).append(rec)
+    return found
+
+
+@pytest.fixture(scope="module")
+def reference(big_archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "out"
+    subprocess.run(dump_cmd(big_archive, out), check=True, timeout=600)
+    return {path: recs[0] for path, recs in records(out).items()}
+
+
+def kill_after(cmd, seconds: float) -> int:
+    """Run cmd in its own process group and SIGKILL the whole group after `seconds`."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return -9
+
+
+def test_kill_then_resume_loses_and_duplicates_nothing(big_archive, reference, tmp_path):
+    rng = random.Random(20261125)
+    killed = 0
+    for round_no in range(ROUNDS):
+        out = tmp_path / f"out{round_no}"
+        # Kill the first run, and sometimes the resume too, at random moments.
+        if kill_after(dump_cmd(big_archive, out), rng.uniform(0.3, 4.0)) == -9:
+            killed += 1
+        if rng.random() < 0.5 and out.exists():
+            kill_after(dump_cmd(big_archive, out, "--resume"), rng.uniform(0.1, 2.0))
+        cmd = dump_cmd(big_archive, out, "--resume") if out.exists() else dump_cmd(big_archive, out)
+        subprocess.run(cmd, check=True, timeout=600, capture_output=True)
+        found = records(out)
+        assert set(found) == regular_files(big_archive) == set(reference)
+        assert all(len(lines) == 1 for lines in found.values()), "a file appears twice"
+        assert {p: lines[0] for p, lines in found.items()} == reference
+    assert killed >= 1, "no run was killed part-way: raise the kill delays"
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(big_archive, reference, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(dump_cmd(big_archive, out), start_new_session=True,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    _, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the dump finished before Ctrl-C; machine too fast for this test")
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    subprocess.run(dump_cmd(big_archive, out, "--resume"), check=True, timeout=600)
+    assert {p: lines[0] for p, lines in records(out).items()} == reference
