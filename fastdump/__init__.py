@@ -13,16 +13,19 @@ from .api import iter_records, read_record, read_tags  # noqa: E402
 from .errors import (  # noqa: E402
     FastdumpError,
     InputNotFoundError,
+    MergeError,
     NotDicomError,
     OptionError,
     OutputDirError,
 )
+from .merge import merge  # noqa: E402
 from .runner import FORMATS, Summary, dump  # noqa: E402
 
 __all__ = [
     "FORMATS",
     "FastdumpError",
     "InputNotFoundError",
+    "MergeError",
     "NotDicomError",
     "OptionError",
     "OutputDirError",
@@ -30,6 +33,7 @@ __all__ = [
     "__version__",
     "dump",
     "iter_records",
+    "merge",
     "read_record",
     "read_tags",
 ]

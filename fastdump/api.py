@@ -8,29 +8,39 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import record
+from .selection import parse_tags
 from .walk import Entry, Problem, walk
 
 
-def read_record(path: str | os.PathLike, *, bulk_threshold: int = 1024) -> dict[str, Any]:
+def read_record(
+    path: str | os.PathLike, *, bulk_threshold: int = 1024,
+    tags: str | Iterable[str | int] | None = None,
+) -> dict[str, Any]:
     """One file's record as written to dump.jsonl: path, size, mtime, meta, dataset.
 
-    Raises :class:`~fastdump.errors.NotDicomError` for a file that is not DICOM,
-    and ``OSError`` when it cannot be read.
+    ``tags`` (``"PatientID,0020000D"`` or a list of keywords/ints) keeps only
+    those top-level elements. Raises :class:`~fastdump.errors.NotDicomError`
+    for a file that is not DICOM, and ``OSError`` when it cannot be read.
     """
+    selected = parse_tags(tags)
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return record.read_record(path, st.st_size, st.st_mtime, bulk_threshold)
+        return record.read_record(path, st.st_size, st.st_mtime, bulk_threshold, selected)
 
 
-def read_tags(path: str | os.PathLike, *, bulk_threshold: int = 1024) -> dict[str, Any]:
+def read_tags(
+    path: str | os.PathLike, *, bulk_threshold: int = 1024,
+    tags: str | Iterable[str | int] | None = None,
+) -> dict[str, Any]:
     """One file's dataset as a DICOM JSON Model object (PS3.18 Annex F.2).
 
     Binary values longer than ``bulk_threshold`` (base64 bytes, as in pydicom)
     are not read: they appear as ``BulkDataURI`` pointing at their bytes.
+    ``tags``: only those top-level elements, as in :func:`read_record`.
     """
-    return read_record(path, bulk_threshold=bulk_threshold)["dataset"]
+    return read_record(path, bulk_threshold=bulk_threshold, tags=tags)["dataset"]
 
 
 def iter_records(

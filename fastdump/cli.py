@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fastdump {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_dump(sub)
+    _add_bench(sub)
+    _add_merge(sub)
     return parser
 
 
@@ -41,11 +43,22 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                         "output used with --resume/--overwrite)")
     p.add_argument("--format", choices=FORMATS, default="jsonl",
                    help="jsonl: DICOM JSON records in dump.jsonl (default); tags: one "
-                        "<name>_tags.txt per file listing its tags, input tree mirrored")
+                        "<name>_tags.txt per file listing its tags, input tree mirrored; "
+                        "parquet: part-*.parquet, one typed row per file (pyarrow)")
+    p.add_argument("--columns", metavar="KEYWORD,...",
+                   help="--format parquet: the tag columns, as DICOM keywords (default: "
+                        "UIDs, patient, study, series and image basics)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="dump only the I-th of N deterministic slices of the files (1-based); "
+                        "join the N outputs with fastdump merge")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                    help="worker processes (default: all cores; -1 all, -2 all but one)")
     p.add_argument("--files-from", metavar="FILE",
                    help="read paths to dump from FILE, one per line ('-' for stdin)")
+    p.add_argument("--tags", metavar="TAG,...",
+                   help="dump only these top-level elements (keywords or 8-hex-digit tags, "
+                        "e.g. PatientID,StudyInstanceUID,00080060); each file is read only "
+                        "up to the last of them")
     p.add_argument("--bulk-threshold", type=int, default=1024, metavar="BYTES",
                    help="binary values whose base64 form is longer than this are not read "
                         "but written as a BulkDataURI (file, offset, length); default 1024")
@@ -59,6 +72,9 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="give up on a file after this long and report it (default 300)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on the Dask cluster at ADDRESS (tcp://HOST:PORT), or 'local' for "
+                        "a LocalCluster of --jobs processes; needs fastdump[dask]")
     p.set_defaults(run=_run_dump)
 
 
@@ -78,6 +94,8 @@ def _run_dump(args: argparse.Namespace) -> int:
         overwrite=args.overwrite, progress=not args.no_progress,
         bulk_threshold=args.bulk_threshold, files_from=files_from,
         follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
+        scheduler=args.scheduler,
+        columns=args.columns, shard=args.shard, tags=args.tags,
     )
     _report(summary)
     return 130 if summary.interrupted else 0
@@ -85,6 +103,8 @@ def _run_dump(args: argparse.Namespace) -> int:
 
 def _report(s: Summary) -> None:
     resumed = f", {s.unchanged} unchanged, {s.gone} gone" if (s.unchanged or s.gone) else ""
+    if s.shard:
+        resumed += f" (shard {s.shard})"
     print(
         f"fastdump: {s.ok} dumped, {s.errors} errors, {s.skipped} skipped{resumed} "
         f"in {s.seconds:.1f} s ({s.files_per_s:.0f} files/s, {s.mb_per_s:.1f} MB/s) -> {s.out_dir}",
@@ -96,6 +116,72 @@ def _report(s: Summary) -> None:
     if s.interrupted:
         print("fastdump: interrupted; run the same command with --resume to finish",
               file=sys.stderr)
+
+
+BENCH_HELP = """\
+Measure fastdump on a sample of your own archive.
+
+Takes N files spread over PATH... (the same ones each time), reads them once to
+warm the page cache, then runs on them, one after the other: the I/O floor
+(open + read 64 KB), fastdump --jobs 1, fastdump on all cores, a plain pydicom
+dcmread + to_json_dict loop, and DCMTK's dcmdump if it is on PATH. Prints
+files/s, MB/s, peak RSS of the parent and of its workers, and ratios.
+Nothing is kept: the output of every tool goes to a temporary directory.
+"""
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark fastdump on a sample of your archive",
+                       description=BENCH_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files and/or directories")
+    p.add_argument("--sample", type=int, default=1000, metavar="N",
+                   help="number of files to measure on (default 1000)")
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="workers of the parallel run (default: all cores)")
+    p.add_argument("--no-dcmdump", action="store_true", help="do not run dcmdump")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, run_bench  # only this command needs it
+
+    rows = run_bench(args.paths, sample=args.sample, jobs=args.jobs,
+                     dcmdump=not args.no_dcmdump,
+                     log=lambda msg: print(f"fastdump bench: {msg}", file=sys.stderr))
+    print(format_table(rows))
+    return 0
+
+
+MERGE_HELP = """\
+Join the output directories of several runs (e.g. the N --shard runs) into OUT.
+
+All must hold the same --format. A file found in two of them is refused, naming
+it; so is a run that did not finish (finish it with --resume first). OUT is
+what one run over all the files would have written, and can itself be resumed.
+"""
+
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("merge", help="join the outputs of several runs (shards)",
+                       description=MERGE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="OUTDIR", help="fastdump output directories")
+    p.add_argument("-o", "--out", required=True, metavar="OUT",
+                   help="the merged output directory (new, or empty)")
+    p.set_defaults(run=_run_merge)
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from .merge import merge
+
+    s = merge(args.inputs, args.out)
+    print(f"fastdump: merged {len(args.inputs)} outputs: {s.ok} records, {s.errors} errors "
+          f"-> {s.out_dir}", file=sys.stderr)
+    if s.extra.get("missing_shards"):
+        print(f"fastdump: warning: shards {', '.join(s.extra['missing_shards'])} are not "
+              "in this merge", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

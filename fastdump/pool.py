@@ -9,6 +9,9 @@ its worker is named in errors.jsonl and the rest are dumped.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -49,7 +52,8 @@ class LocalPool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         # get_reusable_executor hands back a fresh pool after a worker died.
-        return get_reusable_executor(max_workers=self.jobs, timeout=60).submit(fn, *args)
+        with _workers_ignore_ctrl_c():
+            return get_reusable_executor(max_workers=self.jobs, timeout=60).submit(fn, *args)
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
@@ -59,8 +63,9 @@ class LocalPool:
         blamed on this file.
         """
         for attempt in (1, 2):
-            executor = get_reusable_executor(max_workers=1, timeout=60)
-            future = executor.submit(fn, *args)
+            with _workers_ignore_ctrl_c():
+                executor = get_reusable_executor(max_workers=1, timeout=60)
+                future = executor.submit(fn, *args)
             try:
                 return future.result(timeout=timeout)
             except FutureTimeout:
@@ -70,6 +75,23 @@ class LocalPool:
                 executor.shutdown(wait=True, kill_workers=True)
                 if attempt == 2:
                     raise
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Workers started in here inherit 'ignore SIGINT'.
+
+    Ctrl-C in a terminal goes to the whole process group: the parent stops
+    the run cleanly, and workers must not die printing tracebacks meanwhile.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run(

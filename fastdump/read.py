@@ -85,15 +85,18 @@ def opened(path: str, size: int | None = None) -> Iterator[BoundedReader]:
         yield BoundedReader(raw, size)
 
 
-def read_dataset(source: str | BoundedReader, bulk_threshold: int) -> Dataset:
+def read_dataset(
+    source: str | BoundedReader, bulk_threshold: int, tags: frozenset[int] | None = None
+) -> Dataset:
     """Read the header of ``source``; raise :class:`NotDicomError` if it is not DICOM.
 
     Pass an open file (from :func:`opened`) and keep it open while converting:
-    pydicom reads deferred text values from it.
+    pydicom reads deferred text values from it. With ``tags`` (--tags), only
+    those top-level elements (and what they need) are read.
     """
     if isinstance(source, str):
         with opened(source) as fp:
-            return read_dataset(fp, bulk_threshold)
+            return read_dataset(fp, bulk_threshold, tags)
     fp = source
     head = fp.read(132)
     fp.seek(0)
@@ -105,6 +108,10 @@ def read_dataset(source: str | BoundedReader, bulk_threshold: int) -> Dataset:
             "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
         )
     try:
+        if tags:
+            from .selection import read_selected
+
+            return read_selected(fp, defer_size(bulk_threshold) or None, not has_preamble, tags)
         ds = pydicom.dcmread(
             fp,
             stop_before_pixels=True,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +22,9 @@ import orjson
 
 from .convert import Context, dataset_to_json
 from .errors import TruncatedError
+from .fastjson import try_fast_record
 from .read import check_complete, file_uri, opened, read_dataset
+from .selection import select
 from .walk import Entry, Problem
 
 
@@ -36,16 +40,37 @@ class Options:
     file_timeout: float | None = 300.0
     format: str = "jsonl"
     columns: tuple[str, ...] | None = None  # --format parquet: the tag columns
+    tags: frozenset[int] | None = None  # --tags: only these top-level elements
 
 
-def read_record(path: str, size: int, mtime: float, bulk_threshold: int) -> dict[str, Any]:
-    """Read one file into a record: path, size, mtime, meta, dataset (+ warnings)."""
+def read_record(
+    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None
+) -> dict[str, Any]:
+    """Read one file into a record: path, size, mtime, meta, dataset (+ warnings).
+
+    The fast path (:mod:`fastdump.fastjson`) reads most files; whatever it does
+    not reproduce exactly goes through pydicom. ``tags``: only those elements.
+    """
+    record = try_fast_record(path, size, mtime, bulk_threshold, tags)
+    if record is not None:
+        return record
+    return read_record_pydicom(path, size, mtime, bulk_threshold, tags)
+
+
+def read_record_pydicom(
+    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None
+) -> dict[str, Any]:
+    """:func:`read_record` through pydicom: the reference the fast path must equal."""
     ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold)
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
-        ds = read_dataset(fp, bulk_threshold)
-        problem = check_complete(ds, fp)  # before conversion: it needs the raw elements
+        ds = read_dataset(fp, bulk_threshold, tags)
+        # (with --tags, a file holding none of them is an empty selection, not a truncation)
+        problem = check_complete(ds, fp) if not tags or len(ds) else None
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
+    if tags:
+        dataset = select({"dataset": dataset}, tags)["dataset"]
+        ctx.warnings = select({"dataset": {}, "warnings": ctx.warnings}, tags).get("warnings", [])
     if problem:
         raise TruncatedError(problem, {"meta": meta, "dataset": dataset})
     record: dict[str, Any] = {
@@ -116,7 +141,8 @@ def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> 
     try:
         entry = _restat(entry)
         with _time_limit(opts.file_timeout):
-            record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold)
+            record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold,
+                                 opts.tags)
             return Outcome(entry, payload=serialize(record))
     except TruncatedError as exc:
         return failed(entry, f"TruncatedError: {exc.args[0]}", partial=exc.args[1])
@@ -126,6 +152,10 @@ def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> 
         reason = f"PermissionError: {exc.strerror} (fastdump runs as user id {os.getuid()})"
     except OSError as exc:
         reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+    except zlib.error as exc:
+        reason = f"DeflateError: the deflated dataset does not inflate ({exc})"
+    except struct.error as exc:
+        reason = f"CorruptError: an element's bytes do not match its VR ({exc})"
     except FileTimeout:
         reason = f"FileTimeout: reading took longer than {opts.file_timeout:g} s (--file-timeout)"
     except MemoryError:

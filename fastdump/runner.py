@@ -7,13 +7,14 @@ batch, whose outcome writes exactly one line to the ledger or to errors.jsonl.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,11 @@ from tqdm import tqdm
 
 from . import __version__, ledger
 from .errors import InputNotFoundError, OptionError, OutputDirError
+from .parquet import check_columns
 from .pool import Batch, LocalPool, run
 from .record import Options
+from .selection import parse_tags
+from .shard import Shard, check_resume, check_shard, in_shard, label
 from .walk import Entry, Found, Problem, Skipped, read_path_list, walk
 from .writers import MANIFEST_FILE, SUMMARY_FILE, WRITERS, TagsLayout, Writer, atomic_write
 
@@ -51,6 +55,7 @@ class Summary:
     mb_per_s: float = 0.0
     jobs: int = 1
     interrupted: bool = False
+    shard: str | None = None  # "I/N" for a --shard run
     fastdump_version: str = __version__
     pydicom_version: str = pydicom.__version__
     extra: dict = field(default_factory=dict)
@@ -73,6 +78,10 @@ def dump(
     follow_symlinks: bool = False,
     file_timeout: float | None = 300.0,
     batch_size: int = 32,
+    scheduler: str | None = None,
+    columns: Sequence[str] | str | None = None,
+    shard: Shard | str | None = None,
+    tags: str | Iterable[str | int] | None = None,
 ) -> Summary:
     """Dump every DICOM file under ``paths`` (and ``files_from``) into ``out_dir``.
 
@@ -80,19 +89,32 @@ def dump(
     an iterable of lines, one path each (e.g. an open file). Bad files become
     lines of ``errors.jsonl``; they never stop the run. Raises
     :class:`~fastdump.errors.FastdumpError` subclasses for unusable requests.
+
+    A path may be a URL (``s3://bucket/prefix/``, any fsspec protocol).
+    ``scheduler`` runs the batches on a Dask cluster (``tcp://host:port``, or
+    ``"local"`` for a LocalCluster of ``jobs`` processes) instead of local processes.
     """
     paths = [os.fspath(p) for p in paths]
     jobs = _resolve_jobs(jobs)
     _check_options(format, bulk_threshold, batch_size, file_timeout)
+    columns = check_columns(format, columns)
+    shard = check_shard(shard)
+    selected = parse_tags(tags)
     _check_inputs(paths, files_from)
     out = Path(out_dir)
     _prepare_out_dir(out, format, resume, overwrite)
+    if resume:
+        check_resume(out, shard)
     writer_cls = WRITERS[format]
+    opts = Options(bulk_threshold=bulk_threshold, file_timeout=file_timeout, format=format,
+                   columns=columns, tags=selected)
+    opts = writer_cls.prepare(out, opts, resume)
     previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
     writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
-    opts = Options(bulk_threshold=bulk_threshold, file_timeout=file_timeout, format=format)
-    summary = Summary(out_dir=str(out), format=format, jobs=jobs)
+    summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
     job = _Job(summary, previous, writer, progress)
+    job.shard = shard
+    job.scheduler = scheduler
     try:
         job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
     except KeyboardInterrupt:
@@ -114,6 +136,8 @@ class _Job:
         self.previous = previous
         self.writer = writer
         self.current: dict[str, ledger.Stat] = {}  # every path found now, for --resume
+        self.shard: Shard | None = None  # --shard: files of other shards are not this run's
+        self.scheduler: str | None = None  # --scheduler: a Dask cluster instead of local processes
         self.bar = tqdm(total=0, unit="file", file=sys.stderr, disable=not progress,
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
@@ -121,13 +145,17 @@ class _Job:
     def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int, size: int):
         found = _walk_in_background(inputs, follow)
         batches = _batches(self._to_read(found), size)
-        for outcomes in run(LocalPool(jobs), batches, opts, in_flight=2 * jobs):
-            self._write(outcomes)
+        with _open_pool(self.scheduler, jobs) as pool:
+            self.summary.jobs = pool.jobs  # on a cluster: its worker threads
+            for outcomes in run(pool, batches, opts, in_flight=2 * pool.jobs):
+                self._write(outcomes)
 
     def _to_read(self, found: Iterator[Found]) -> Iterator[Entry | Problem]:
         """Count what the walk finds and pass on what must be read now."""
         s = self.summary
         for item in found:
+            if not in_shard(item.path, self.shard):
+                continue
             if isinstance(item, Skipped):
                 s.skipped += 1
                 continue
@@ -149,6 +177,8 @@ class _Job:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
+            entry = outcome.entry  # the stat the worker read, in case the file changed since
+            self.current[entry.path] = (entry.size, entry.mtime)
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
@@ -208,6 +238,15 @@ def _walk_in_background(inputs: Iterator[str], follow: bool) -> Iterator[Found]:
         raise failure[0]
 
 
+def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:
+    """Local worker processes, or the Dask cluster at ``scheduler`` ("local": a new one)."""
+    if scheduler is None:
+        return contextlib.nullcontext(LocalPool(jobs))
+    from .dask_pool import DaskPool  # only --scheduler needs Dask
+
+    return DaskPool(scheduler, jobs)
+
+
 def _batches(items: Iterator[Entry | Problem], size: int) -> Iterator[Batch]:
     batch: Batch = []
     for item in items:
@@ -243,7 +282,11 @@ def _check_inputs(paths: list[str], files_from: Iterable[str] | None) -> None:
     if not paths and files_from is None:
         raise InputNotFoundError("nothing to dump: give at least one PATH or --files-from")
     for path in paths:
-        if not os.path.lexists(path):
+        if "://" in path:  # s3://bucket/prefix/ and other fsspec URLs
+            from .remote import check_url
+
+            check_url(path)
+        elif not os.path.lexists(path):
             raise InputNotFoundError(f"no such file or directory: {path}")
 
 

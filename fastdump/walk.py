@@ -61,6 +61,11 @@ def walk(inputs: Iterable[str], *, follow_symlinks: bool = False) -> Iterator[Fo
     seen: set[str] = set()
     visited_dirs: set[tuple[int, int]] = set()
     for given in inputs:
+        if "://" in given:  # s3://bucket/prefix/ and other fsspec URLs
+            from .remote import walk_url
+
+            yield from walk_url(given, seen)
+            continue
         path = os.path.abspath(given)
         try:
             st = os.stat(path)

@@ -9,6 +9,7 @@ that is what :mod:`fastdump.ledger` reads to resume a run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -54,8 +55,12 @@ _SERIALIZERS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-def serializer_for(fmt: str) -> Callable[[dict[str, Any]], Any]:
-    return _SERIALIZERS[fmt]
+_WITH_OPTIONS = {"parquet"}  # serializers that need settings of the run (parquet: columns)
+
+
+def serializer_for(fmt: str, opts: Any = None) -> Callable[[dict[str, Any]], Any]:
+    serialize = _SERIALIZERS[fmt]
+    return functools.partial(serialize, opts=opts) if fmt in _WITH_OPTIONS else serialize
 
 
 # --- writers (parent side) --------------------------------------------------
@@ -96,6 +101,11 @@ class Writer:
 
     def forget(self, dropped: list[str], current: dict[str, Any]) -> None:
         """Called after a resume with the ledger lines dropped as stale."""
+
+    @classmethod
+    def prepare(cls, out_dir: Path, opts: Any, resume: bool) -> Any:
+        """Before the ledger is read: settle the format's Options, repair what a kill left."""
+        return opts
 
     def flush(self) -> None:
         self.ledger.flush()
@@ -176,4 +186,9 @@ def atomic_write(target: Path, data: bytes) -> None:
     os.replace(tmp, target)
 
 
-WRITERS: dict[str, type[Writer]] = {"jsonl": JsonlWriter, "tags": TagsWriter}
+# parquet.py builds on Writer, so it comes after it; it imports pyarrow only when used.
+from .parquet import ParquetWriter, serialize_parquet  # noqa: E402
+
+_SERIALIZERS["parquet"] = serialize_parquet
+WRITERS: dict[str, type[Writer]] = {"jsonl": JsonlWriter, "tags": TagsWriter,
+                                    "parquet": ParquetWriter}

@@ -138,7 +138,7 @@ def test_bulk_values_are_not_read(tmp_path, monkeypatch):
     read_bytes = count_reads(monkeypatch)
     element = fastdump.read_tags(path)["00091011"]
     assert uri_bytes(element["BulkDataURI"]) == bytes(4_000_000)
-    assert 0 < read_bytes[0] < 64_000
+    assert 0 < read_bytes[0] < 200_000  # the header and a read-ahead, not the 4 MB
 
 
 def count_reads(monkeypatch) -> list[int]:

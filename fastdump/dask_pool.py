@@ -1,0 +1,180 @@
+"""Batches on a Dask cluster: the pool interface of :mod:`fastdump.pool` over ``distributed``.
+
+Each batch is one task (``client.submit``, ``pure=False`` so that two equal
+batches are never merged into one result); results come back as tasks finish.
+A worker lost mid-run costs its tasks a rerun elsewhere, which Dask does on its
+own. A task whose workers keep dying (a file that crashes the reader every
+time) ends in ``KilledWorker`` for that task only, and :func:`fastdump.pool.run`
+retries its files one by one, so the file to blame becomes an error record.
+
+(joblib's Dask backend is not used: it hangs for minutes, "rescheduling", when
+a file kills its worker every time.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import __version__
+from .errors import OptionError, SchedulerError
+
+# A task is given up (KilledWorker) after its worker died this many times + 1.
+# For a cluster started here; an existing cluster keeps its scheduler's setting
+# (distributed.scheduler.allowed-failures, default 3).
+LOCAL_ALLOWED_FAILURES = 1
+CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
+NO_WORKER_TIMEOUT = 600.0  # seconds without any worker before the run gives up
+_POLL = 5.0
+
+
+class DaskPool:
+    """Run batches on the Dask cluster at ``scheduler`` (``tcp://host:port``), or on
+    a LocalCluster of ``jobs`` worker processes started here when it is ``"local"``.
+
+    Use as a context manager: leaving it closes the client (and the local cluster).
+    """
+
+    def __init__(self, scheduler: str, jobs: int = 1) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise OptionError(
+                "--scheduler needs Dask's distributed: pip install 'fastdump[dask]'"
+            ) from None
+        self.lost: tuple[type[BaseException], ...] = (distributed.KilledWorker,)
+        self._changed = threading.Condition()
+        self._no_worker_since: float | None = None
+        self._cluster = _local_cluster(jobs) if scheduler == "local" else None
+        address = self._cluster if self._cluster is not None else scheduler
+        try:
+            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT,
+                                             set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            self._close_cluster()
+            raise SchedulerError(
+                f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+            ) from None
+        try:
+            self.jobs = self._wait_for_workers()
+            _check_versions(self.client)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> DaskPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+        self._close_cluster()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self.client.submit(fn, *args, pure=False)
+        future.add_done_callback(self._wake)
+        return future
+
+    def _wake(self, future: Any) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_any(self, futures: Iterable[Any], timeout: float | None = None) -> set[Any]:
+        """Block until at least one future is done (finished, failed or cancelled)."""
+        futures = list(futures)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                done = {f for f in futures if f.done()}
+                if done or not futures:
+                    return done
+                left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+                if left <= 0:
+                    return set()
+                # Woken by any task finishing; the timeout also covers a result
+                # lost with its worker and recomputed (no second callback then).
+                if not self._changed.wait(timeout=left):
+                    self._check_alive()
+
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Run one call as a task of its own, so a crash is pinned on it.
+
+        Raises ``TimeoutError`` when it outlives ``timeout`` (the task is
+        cancelled; a thread stuck on a worker cannot be interrupted).
+        """
+        future = self.client.submit(fn, *args, pure=False, retries=0)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _wait_for_workers(self) -> int:
+        try:
+            self.client.wait_for_workers(1, timeout=NO_WORKER_TIMEOUT)
+        except TimeoutError:
+            raise SchedulerError(
+                f"the Dask cluster at {self.client.scheduler.address} has no workers: "
+                "start some (dask worker SCHEDULER_ADDRESS)"
+            ) from None
+        return max(1, sum(self.client.nthreads().values()))
+
+    def _check_alive(self) -> None:
+        """Give up (resumably) when the cluster has had no worker for a long time."""
+        if self.client.scheduler_info(n_workers=1).get("workers"):
+            self._no_worker_since = None
+            return
+        since = self._no_worker_since = self._no_worker_since or time.monotonic()
+        if time.monotonic() - since > NO_WORKER_TIMEOUT:
+            raise SchedulerError(
+                f"the Dask cluster has had no worker for {NO_WORKER_TIMEOUT:g} s; start "
+                "workers and run the same command with --resume to finish"
+            )
+
+    def _close_cluster(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def _local_cluster(jobs: int) -> Any:
+    """A LocalCluster of ``jobs`` single-threaded worker processes (with nannies,
+    which restart a worker that dies)."""
+    import dask
+    from distributed import LocalCluster
+
+    # One thread per process: reading is pure Python holding the GIL, so more
+    # threads per worker would not read faster.
+    with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+        return LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR)
+
+
+def _check_versions(client: Any) -> None:
+    """Every worker and the scheduler must import this fastdump: tasks name its functions."""
+
+    def probe() -> str | None:
+        # A nested function is sent by value: a module-level one would be sent
+        # by name, and fail to load exactly where fastdump is missing.
+        try:
+            import fastdump
+        except ImportError:
+            return None
+        return fastdump.__version__
+
+    found = dict(client.run(probe))
+    found["scheduler"] = client.run_on_scheduler(probe)
+    wrong = {where: v for where, v in found.items() if v != __version__}
+    if wrong:
+        where, version = sorted(wrong.items())[0]
+        have = "not installed" if version is None else f"version {version}"
+        raise SchedulerError(
+            f"fastdump is {have} on {where} of the Dask cluster (this is {__version__}): "
+            f"install fastdump=={__version__} on the scheduler and every worker"
+        )
+

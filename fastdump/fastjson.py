@@ -1,0 +1,269 @@
+"""Raw elements -> the DICOM JSON Model, without building pydicom objects.
+
+Each VR is converted straight from its bytes (``struct`` for binary numbers,
+``bytes.split`` for strings) with the exact rules pydicom's value converters
+and ``DataElement.to_json_dict`` apply, so the result is identical to
+:mod:`fastdump.convert`'s. A value pydicom would reject or alter in an
+unusual way raises :class:`~fastdump.fastread.Unsupported`: the whole file
+then goes through pydicom, which reports it the usual way.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+from base64 import b64encode
+from typing import Any
+
+from pydicom.charset import decode_bytes
+from pydicom.tag import _LUT_DESCRIPTOR_TAGS
+from pydicom.valuerep import TEXT_VR_DELIMS
+
+from .fastread import (
+    BINARY_VRS,
+    LATIN1,
+    Header,
+    RawDataset,
+    Unsupported,
+    config_is_default,
+    read_header,
+    strict_decode,
+)
+from .read import file_uri
+
+_NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
+            "UV": "Q"}
+_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBERS.items()}
+_IS_TOKEN = re.compile(rb" *[+-]?[0-9]{1,15} *")
+_keys: dict[int, str] = {}
+
+
+def try_fast_record(
+    path: str, size: int, mtime: float, bulk_threshold: int,
+    tags: frozenset[int] | None = None,
+) -> dict[str, Any] | None:
+    """The dump.jsonl record of ``path``, or None when pydicom must read the file."""
+    if not config_is_default():
+        return None
+    try:
+        return fast_record(path, size, mtime, bulk_threshold, tags)
+    except Unsupported:
+        return None
+    except OSError:
+        raise  # the pydicom path would fail the same way
+    except Exception:  # noqa: BLE001 - whatever this path misjudges, pydicom reads
+        return None
+
+
+def fast_record(
+    path: str, size: int, mtime: float, bulk_threshold: int,
+    tags: frozenset[int] | None = None,
+) -> dict[str, Any]:
+    """The dump.jsonl record of ``path``; raises Unsupported when pydicom must read it."""
+    header = read_header(path, bulk_threshold, tags, size)
+    return record_from_header(header, path, size, mtime, bulk_threshold)
+
+
+def record_from_header(
+    header: Header, path: str, size: int, mtime: float, bulk_threshold: int
+) -> dict[str, Any]:
+    conv = _Converter(file_uri(path), (bulk_threshold // 4) * 3)
+    return {
+        "path": path,
+        "size": size,
+        "mtime": mtime,
+        "meta": conv.dataset(header.meta),
+        "dataset": conv.dataset(header.dataset),
+    }
+
+
+def _key(tag: int) -> str:
+    try:
+        return _keys[tag]
+    except KeyError:
+        key = f"{tag:08X}"
+        if len(_keys) < 200_000:
+            _keys[tag] = key
+        return key
+
+
+class _Converter:
+    def __init__(self, uri: str, inline_max: int) -> None:
+        self.uri = uri
+        self.inline_max = inline_max  # longest binary value written inline
+
+    def dataset(self, ds: RawDataset) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        encodings = ds.encodings
+        latin1 = encodings in LATIN1
+        for tag, vr, value, offset, length in ds.elements:
+            key = _keys.get(tag) or _key(tag)
+            if vr == "SQ":
+                out[key] = {"vr": "SQ", "Value": [self.dataset(item) for item in value]}
+            elif vr in BINARY_VRS:
+                out[key] = self.binary(vr, value, offset, length)
+            elif not length:
+                out[key] = {"vr": vr}
+            else:
+                values = _VALUE[vr](value, encodings, latin1)
+                if vr == "SS" and tag in _LUT_DESCRIPTOR_TAGS and len(values) > 1:
+                    values = _lut_descriptor(values)
+                out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
+        return out
+
+    def binary(self, vr: str, value: bytes | None, offset: int, length: int) -> dict[str, Any]:
+        if not length:
+            return {"vr": vr}
+        if length > self.inline_max:
+            return {"vr": vr, "BulkDataURI": f"{self.uri}?offset={offset}&length={length}"}
+        return {"vr": vr, "InlineBinary": b64encode(value).decode("ascii")}
+
+
+def _lut_descriptor(values: list[int]) -> list[int]:
+    # pydicom reads the first LUT Descriptor value as unsigned whatever the VR
+    if values[0] < 0:
+        values[0] += 65536
+    return values
+
+
+# --- one function per VR: bytes -> the "Value" list (empty: no Value) -------
+
+
+def _decode(value: bytes, encodings: Any, latin1: bool) -> str:
+    if latin1:
+        if b"\x1b" not in value:
+            return value.decode("latin-1")
+        return decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
+                            TEXT_VR_DELIMS)
+    return strict_decode(value, encodings)
+
+
+def _listed(items: list) -> list:
+    """pydicom's VM rule: one empty string is no value; several are kept."""
+    if len(items) == 1 and not items[0]:
+        return []
+    return items
+
+
+def _ascii_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    # AS, CS, DA, DT, TM: default repertoire, trailing padding of the whole value
+    return _listed(value.decode("latin-1").rstrip(" \x00").split("\\"))
+
+
+def _ae(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    return _listed([s.strip() for s in value.decode("latin-1").split("\\")])
+
+
+def _ui(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    # pydicom's UID class strips each value
+    return _listed([s.strip() for s in value.decode("latin-1").rstrip("\0 ").split("\\")])
+
+
+def _ur(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    return _listed(value.decode("latin-1").rstrip().split("\\"))
+
+
+def _text_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    # SH, LO, UC: each value loses its trailing padding
+    return _listed([s.rstrip("\0 ") for s in _decode(value, encodings, latin1).split("\\")])
+
+
+def _text_single(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    # ST, LT, UT: backslash is text, not a separator
+    return _listed([_decode(value, encodings, latin1).rstrip("\0 ")])
+
+
+def _pn(value: bytes, encodings: Any, latin1: bool) -> list[dict[str, str]]:
+    names = _decode(value.rstrip(b"\x00 "), encodings, latin1).split("\\")
+    if not latin1:
+        _check_pn_encodable(names, encodings)
+    out = []
+    for name in names:
+        groups = name.split("=")
+        while groups and not groups[-1]:
+            groups.pop()
+        if not groups:
+            if len(names) == 1:
+                return []
+            # pydicom's to_json_dict fails on an empty name among several
+            raise Unsupported("empty person name among several")
+        comps = {"Alphabetic": groups[0]}
+        if len(groups) > 1:
+            comps["Ideographic"] = groups[1]
+        if len(groups) > 2:
+            comps["Phonetic"] = groups[2]
+        out.append(comps)
+    return out
+
+
+def _check_pn_encodable(names: list[str], encodings: Any) -> None:
+    # pydicom re-encodes every name while reading; mirror any failure of it.
+    from pydicom.valuerep import PersonName
+
+    for name in names:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                PersonName(name, encodings).encode()
+            except Exception as exc:  # noqa: BLE001 - pydicom's path reports it
+                raise Unsupported(f"person name: {exc}") from exc
+        if caught:
+            raise Unsupported("person name pydicom warns about")
+
+
+def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
+    items = value.decode("latin-1").strip().rstrip(" \x00").split("\\")
+    if len(items) == 1 and not items[0]:
+        return []
+    out = []
+    for item in items:
+        if not item.strip():
+            raise Unsupported("empty DS value among several")
+        try:
+            out.append(float(item))  # what pydicom's DSfloat does
+        except ValueError as exc:
+            raise Unsupported(f"DS value {item!r}") from exc
+    return out
+
+
+def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
+    items = value.rstrip(b" \x00").split(b"\\")
+    if len(items) == 1 and not items[0]:
+        return []
+    out = []
+    for item in items:
+        if not _IS_TOKEN.fullmatch(item):
+            raise Unsupported(f"IS value {item!r}")
+        out.append(int(item))
+    return out
+
+
+def _number(vr: str):
+    fmt, size = _NUMBERS[vr], _SIZES[vr]
+
+    def convert(value: bytes, encodings: Any, latin1: bool) -> list:
+        if len(value) % size:
+            raise Unsupported(f"{vr} value of {len(value)} bytes")
+        return list(struct.unpack(f"<{len(value) // size}{fmt}", value))
+
+    return convert
+
+
+def _at(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+    if len(value) % 4:
+        raise Unsupported(f"AT value of {len(value)} bytes")
+    words = struct.unpack(f"<{len(value) // 2}H", value)
+    return [f"{words[i] << 16 | words[i + 1]:08X}" for i in range(0, len(words), 2)]
+
+
+_VALUE = {
+    "AE": _ae, "AS": _ascii_multi, "CS": _ascii_multi, "DA": _ascii_multi,
+    "DT": _ascii_multi, "TM": _ascii_multi, "UI": _ui, "UR": _ur,
+    "SH": _text_multi, "LO": _text_multi, "UC": _text_multi,
+    "ST": _text_single, "LT": _text_single, "UT": _text_single,
+    "PN": _pn, "DS": _ds, "IS": _is, "AT": _at,
+    **{vr: _number(vr) for vr in _NUMBERS},
+}
+
+__all__ = ["Unsupported", "fast_record", "record_from_header", "try_fast_record"]

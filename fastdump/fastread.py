@@ -1,0 +1,553 @@
+"""One file's bytes -> its raw elements, for the little-endian transfer syntaxes.
+
+The fast counterpart of :func:`fastdump.read.read_dataset`: it parses the
+header once from a few large reads, never reads a binary value above the
+bulk threshold (it seeks past it), and stops at top-level Pixel Data. It
+mirrors the parts of pydicom's reader that decide what an element *is*
+(transfer syntax, the implicit/explicit VR sniffing of each dataset, implicit
+VR lookup in the public and private dictionaries, UN replacement, ambiguous
+VRs) and raises :class:`Unsupported` for everything else, so the caller can
+hand the file to pydicom, whose output is the reference.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, BinaryIO
+
+from pydicom import config
+from pydicom.charset import convert_encodings, decode_bytes, default_encoding, python_encoding
+from pydicom.datadict import _dictionary_vr_fast, dictionary_VR, private_dictionary_VR
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, TEXT_VR_DELIMS, VR
+
+from . import read
+
+FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
+AFTER_SEEK = 1 << 14  # after skipping a bulk value, read little: the header may end soon
+MAX_READ = 1 << 20
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+
+# Encodings that decode any byte: pydicom never warns about their text.
+LATIN1 = ("iso8859", ["iso8859"], ["latin_1"], ["iso8859_1"], ["iso-8859-1"], "latin_1")
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_AMBIGUOUS = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
+_VR_NAMES = {str(v.value).encode(): str(v.value) for v in VR if len(v.value) == 2}
+_LONG = frozenset(str(v.value).encode() for v in EXPLICIT_VR_LENGTH_32)
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_CHARSET = 0x00080005
+_PIXEL_REPRESENTATION = 0x00280103
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_MAX_DEPTH = 64
+
+# Tags whose 'US or SS' / 'OB or OW' resolution pydicom does with rules that
+# need more than this reader keeps (or that it handles as 'US or OW' etc.).
+_OVERLAY_DATA = frozenset((g << 16) | 0x3000 for g in range(0x6000, 0x601F, 2))
+_WAVEFORM_OB_OW = frozenset({0x54000110, 0x54000112, 0x5400100A, 0x54001010})
+
+_tag_length = struct.Struct("<HHL").unpack_from
+_explicit_head = struct.Struct("<HH2sH").unpack_from
+_u32 = struct.Struct("<L").unpack_from
+_u16 = struct.Struct("<H").unpack_from
+
+
+class Unsupported(Exception):
+    """The file (or one of its elements) is outside what the fast path reproduces."""
+
+
+class RawDataset:
+    """The elements of one dataset (the file's, or a sequence item's).
+
+    ``elements`` holds ``(tag, vr, value, offset, length)`` tuples in file
+    order: ``value`` is the value's bytes, ``None`` for a binary value that
+    was not read (it is ``length`` bytes at file offset ``offset``), or a list
+    of :class:`RawDataset` items for a sequence.
+    """
+
+    __slots__ = ("elements", "encodings", "implicit")
+
+    def __init__(self, encodings: Any, implicit: bool) -> None:
+        self.elements: list[tuple] = []
+        self.encodings = encodings  # Python codecs, as pydicom's convert_encodings gives
+        self.implicit = implicit
+
+
+class Header:
+    """A file's meta group and dataset, as raw elements."""
+
+    __slots__ = ("meta", "dataset")
+
+    def __init__(self, meta: RawDataset, dataset: RawDataset) -> None:
+        self.meta = meta
+        self.dataset = dataset
+
+
+def config_is_default() -> bool:
+    """True when pydicom is configured as the fast path assumes (its defaults)."""
+    from pydicom.hooks import hooks, raw_element_value, raw_element_vr
+    from pydicom.uid import PrivateTransferSyntaxes
+
+    return (
+        config.settings.reading_validation_mode == config.WARN
+        and config.settings.infer_sq_for_un_vr
+        and config.replace_un_with_known_vr
+        and config.assume_implicit_vr_switch
+        and not config.convert_wrong_length_to_UN
+        and not config.datetime_conversion
+        and not config.use_DS_decimal
+        and not config.use_DS_numpy
+        and not config.use_IS_numpy
+        and not config.use_none_as_empty_text_VR_value
+        and config.data_element_callback is None
+        and hooks.raw_element_vr is raw_element_vr
+        and hooks.raw_element_value is raw_element_value
+        and not hooks.raw_element_kwargs
+        and not PrivateTransferSyntaxes
+    )
+
+
+def read_header(
+    path: str, bulk_threshold: int, tags: frozenset[int] | None = None, size: int | None = None
+) -> Header:
+    """Parse the header of ``path``; raise :class:`Unsupported` if it needs pydicom.
+
+    With ``tags``, only those top-level elements are kept (plus what their
+    interpretation needs) and parsing stops after the largest of them.
+    ``size``, known from the walk, spares object stores a request to learn it.
+    """
+    with read.open_source(path, size) as fp:
+        return _Parser(fp, bulk_threshold, tags).header()
+
+
+class _Parser:
+    def __init__(self, fp: BinaryIO, bulk_threshold: int, tags: frozenset[int] | None) -> None:
+        self.fp = fp
+        fp.seek(0, 2)
+        self.size = fp.tell()
+        fp.seek(0)
+        self.buf = fp.read(self.size if self.size <= 2 * FIRST_READ else FIRST_READ)
+        self.base = 0  # file offset of buf[0]
+        self.fp_pos = len(self.buf)  # where the file object is now
+        self.chunk = FIRST_READ  # grows while reading on, so long headers take few reads
+        self.defer = read.defer_size(bulk_threshold)
+        self.tags = tags
+        self.bound = max(max(tags), _CHARSET) if tags else 0xFFFFFFFF
+        self.top_elements = 0  # elements met at the top level, selected or not
+
+    # -- bytes --------------------------------------------------------------
+
+    def need(self, pos: int, n: int) -> int:
+        """Make sure bytes [pos, pos+n) are buffered; return pos's index in buf."""
+        i = pos - self.base
+        if i >= 0 and i + n <= len(self.buf):
+            return i
+        if pos < 0 or pos + n > self.size:
+            raise Unsupported("an element runs past the end of the file")
+        end_buffered = self.base + len(self.buf)
+        if self.base <= pos <= end_buffered:
+            keep, start = self.buf[pos - self.base:], end_buffered
+            self.chunk = min(2 * self.chunk, MAX_READ)
+        else:
+            keep, start = b"", pos
+            self.chunk = AFTER_SEEK
+        if self.fp_pos != start:
+            self.fp.seek(start)
+        want = min(max(pos + n - start, self.chunk), self.size - start)
+        data = self.fp.read(want)
+        self.fp_pos = start + len(data)
+        self.buf = keep + data
+        self.base = pos
+        if pos + n > self.base + len(self.buf):
+            raise Unsupported("the file is shorter than its size said")
+        return 0
+
+    def value(self, pos: int, length: int) -> bytes:
+        i = self.need(pos, length)
+        return self.buf[i:i + length]
+
+    def sniff_implicit(self, pos: int, assumed: bool) -> bool:
+        """pydicom's check of a dataset's first element: is its VR implicit?"""
+        if pos + 6 > self.size:
+            return assumed
+        i = self.need(pos, 6)
+        b0, b1 = self.buf[i + 4], self.buf[i + 5]
+        return not (0x40 < b0 < 0x5B and 0x40 < b1 < 0x5B)
+
+    # -- file structure -----------------------------------------------------
+
+    def header(self) -> Header:
+        head = self.buf[:132]
+        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
+        if not has_preamble and not read._looks_like_raw_dataset(head):
+            raise Unsupported("not DICOM: the pydicom path says why")
+        pos = 132 if has_preamble else 0
+        meta = RawDataset(default_encoding, False)
+        if pos + 6 <= self.size and _u16(self.value(pos, 2))[0] == 2:
+            if self.sniff_implicit(pos, False):
+                raise Unsupported("file meta group in implicit VR")
+            pos = self.parse(meta, pos, None, meta_group=True)
+        ts = _transfer_syntax(meta)
+        if pos + 4 <= self.size and _u16(self.value(pos, 2))[0] == 0:
+            raise Unsupported("command set elements")
+        if pos < self.size:
+            if ts is None:
+                self._check_guessed_syntax(pos)
+            elif ts in (EXPLICIT_BE, DEFLATED_LE):
+                raise Unsupported(f"transfer syntax {ts}")
+        implicit = self.sniff_implicit(pos, ts is None or ts == IMPLICIT_LE)
+        dataset = RawDataset(default_encoding, implicit)
+        self.parse(dataset, pos, None, top=True)
+        if not self.top_elements:
+            raise Unsupported("no dataset element: reported as truncated")
+        return Header(meta, dataset)
+
+    def _check_guessed_syntax(self, pos: int) -> None:
+        # pydicom guesses big endian from a valid VR after a large group number.
+        if pos + 6 > self.size:
+            raise Unsupported("too short to guess the transfer syntax")
+        group, _, vr = struct.unpack("<HH2s", self.value(pos, 6))
+        if vr in _VR_NAMES and group >= 1024:
+            raise Unsupported("big endian without a transfer syntax")
+
+    def parse(
+        self, ds: RawDataset, pos: int, end: int | None, *, top: bool = False,
+        meta_group: bool = False, depth: int = 0,
+    ) -> int:
+        """Parse elements into ``ds`` from ``pos`` up to ``end`` (None: to a delimiter).
+
+        Returns the position after the dataset (after its item delimiter).
+        """
+        if depth > _MAX_DEPTH:
+            raise Unsupported("sequences nested too deeply")
+        size = self.size
+        implicit = ds.implicit
+        out = ds.elements
+        creators: dict[int, Any] = {}
+        selected = self.tags if top else None
+        bound = self.bound if top else 0xFFFFFFFF
+        previous = -1
+        seen_sequence = False
+        ambiguous = False
+        stopped_at = None  # first tag not read, when stopped by --tags
+        buf, base = self.buf, self.base  # refreshed after anything that may refill
+        while True:
+            if end is not None and pos >= end:
+                if pos != end:
+                    raise Unsupported("an element overruns its item")
+                break
+            if pos + 8 > size:
+                if not (top or meta_group) or (top and pos < size):
+                    raise Unsupported("file ends inside an element")
+                break
+            i = pos - base
+            if i < 0 or i + 8 > len(buf):
+                i = self.need(pos, 8)
+                buf, base = self.buf, self.base
+            if implicit:
+                group, elem, length = _tag_length(buf, i)
+                raw_vr = None
+            else:
+                group, elem, raw_vr, length = _explicit_head(buf, i)
+            tag = group << 16 | elem
+            if meta_group and group != 2:
+                break
+            if tag == _ITEM_END:
+                if end is not None or top or meta_group:
+                    raise Unsupported("item delimiter outside an undefined-length item")
+                return pos + 8
+            if top and tag in _PIXEL_TAGS:
+                break
+            if tag > bound:
+                stopped_at = tag
+                break
+            if tag <= previous:
+                raise Unsupported("elements out of order or repeated")
+            previous = tag
+            if top:
+                self.top_elements += 1
+            if group == 0xFFFE:
+                raise Unsupported("item tag where an element was expected")
+            head = 8
+            if raw_vr is None:
+                vr = None
+            else:
+                vr = _VR_NAMES.get(raw_vr)
+                if vr is None:
+                    raise Unsupported(f"unknown VR {raw_vr!r}")
+                if raw_vr in _LONG:
+                    if i + 12 <= len(buf):
+                        length = _u32(buf, i + 8)[0]
+                    else:
+                        length = _u32(self.value(pos + 8, 4))[0]
+                        buf, base = self.buf, self.base
+                    head = 12
+            value_pos = pos + head
+            if vr is None or vr == "UN":
+                vr = self.resolve_vr(tag, vr, length, value_pos, creators, top)
+                buf, base = self.buf, self.base
+            if vr == "OB or OW":
+                if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
+                    raise Unsupported(f"'OB or OW' element {tag:08X}")
+                vr = "OW"
+            keep = selected is None or tag in selected
+            if length == _UNDEFINED:
+                if vr != "SQ":
+                    raise Unsupported("undefined length value that is not a sequence")
+                items, pos = self.items(value_pos, None, implicit, ds.encodings, depth)
+                buf, base = self.buf, self.base
+                seen_sequence = True
+                if keep:
+                    out.append((tag, "SQ", items, value_pos, length))
+                continue
+            pos = value_pos + length
+            if pos > size:
+                raise Unsupported("a value runs past the end of the file")
+            if vr == "SQ":
+                seen_sequence = True
+                if keep:
+                    items, _ = self.items(value_pos, pos, implicit, ds.encodings, depth)
+                    buf, base = self.buf, self.base
+                    out.append((tag, vr, items, value_pos, length))
+                continue
+            is_creator = group & 1 and 0x10 <= elem < 0x100
+            if not (keep or is_creator or tag == _CHARSET or tag == _PIXEL_REPRESENTATION):
+                continue
+            if vr in _AMBIGUOUS:
+                if not top or length > self.defer:
+                    raise Unsupported(f"ambiguous VR {vr} here")
+                ambiguous = True
+                value = self.value(value_pos, length)
+                buf, base = self.buf, self.base
+            elif vr in BINARY_VRS and length > self.defer and not meta_group:
+                value = None  # never read: written as a BulkDataURI
+            elif 0 <= value_pos - base and pos - base <= len(buf):
+                value = buf[value_pos - base:pos - base]
+            else:
+                value = self.value(value_pos, length)
+                buf, base = self.buf, self.base
+            if is_creator:
+                creators[tag] = _creator(value, vr, ds.encodings)
+            if tag == _CHARSET:
+                if seen_sequence:
+                    raise Unsupported("Specific Character Set after a sequence")
+                ds.encodings = _encodings(value, vr)
+            if keep:
+                out.append((tag, vr, value, value_pos, length))
+            elif tag == _PIXEL_REPRESENTATION:
+                out.append((tag, vr, value, value_pos, length, "aux"))  # for 'US or SS'
+        if ambiguous:
+            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= _PIXEL_REPRESENTATION)
+        if selected is not None:
+            ds.elements = [e for e in out if len(e) == 5]
+        return pos
+
+    def items(
+        self, pos: int, end: int | None, implicit: bool, encodings: Any, depth: int
+    ) -> tuple[list[RawDataset], int]:
+        """Parse a sequence's items from ``pos`` to ``end`` (None: to its delimiter)."""
+        items: list[RawDataset] = []
+        while True:
+            if end is not None and pos >= end:
+                if pos != end:
+                    raise Unsupported("an item overruns its sequence")
+                return items, pos
+            i = self.need(pos, 8)
+            group, elem, length = _tag_length(self.buf, i)
+            tag = group << 16 | elem
+            if tag == _SEQ_END:
+                if end is not None:
+                    raise Unsupported("sequence delimiter in a defined-length sequence")
+                return items, pos + 8
+            if tag != _ITEM:
+                raise Unsupported("sequence item without an item tag")
+            start = pos + 8
+            # pydicom lets items of an explicit VR sequence be implicit VR
+            item = RawDataset(encodings, implicit or self.sniff_implicit(start, False))
+            if length == _UNDEFINED:
+                pos = self.parse(item, start, None, depth=depth + 1)
+            else:
+                pos = start + length
+                if end is not None and pos > end:
+                    raise Unsupported("an item overruns its sequence")
+                self.parse(item, start, pos, depth=depth + 1)
+            items.append(item)
+
+    def resolve_vr(
+        self, tag: int, vr: str | None, length: int, value_pos: int,
+        creators: dict[int, Any], top: bool,
+    ) -> str:
+        """The VR pydicom gives an implicit-VR element (``vr`` None) or a UN one."""
+        private = tag >> 16 & 1
+        if vr is None and length == _UNDEFINED:
+            found = _fast_vr(tag)
+            if found is None:
+                # pydicom looks ahead: items make it a sequence
+                if _tag_length(self.value(value_pos, 8), 0)[:2] == (0xFFFE, 0xE000):
+                    return "SQ"
+                raise Unsupported("undefined length element of unknown VR")
+            return found
+        if vr is None:
+            found = _dictionary_vr(tag)
+            if found is not None:
+                return found
+            if private:
+                return _private_vr(tag, creators)
+            return "UL" if tag & 0xFFFF == 0 else "UN"
+        if length == _UNDEFINED:
+            return "SQ"  # explicit UN of undefined length is a sequence (PS3.5 6.2.2)
+        if private:
+            found = _private_vr(tag, creators)
+        elif length < 0xFFFF:
+            found = _dictionary_vr(tag) or "UN"
+        else:
+            raise Unsupported("long UN element")
+        if found == "SQ" or found in _AMBIGUOUS:
+            raise Unsupported(f"UN element that pydicom reads as {found}")
+        return found
+
+
+def _transfer_syntax(meta: RawDataset) -> str | None:
+    for tag, vr, value, *_ in meta.elements:
+        if tag == 0x00020010:
+            if vr != "UI":
+                raise Unsupported("Transfer Syntax UID with a VR other than UI")
+            text = value.decode(default_encoding).rstrip("\0 ")
+            if "\\" in text:
+                raise Unsupported("multi-valued Transfer Syntax UID")
+            return text.strip()
+    return None
+
+
+def _encodings(value: bytes, vr: str) -> Any:
+    if vr != "CS":
+        raise Unsupported("Specific Character Set with a VR other than CS")
+    items = value.decode(default_encoding).rstrip(" \x00").split("\\")
+    if any(name and name not in python_encoding for name in items):
+        raise Unsupported("unknown character set name")  # fastdump warns about it
+    try:
+        return convert_encodings(items[0] if len(items) == 1 else items)
+    except Exception as exc:  # noqa: BLE001 - pydicom decides what happens then
+        raise Unsupported(f"Specific Character Set: {exc}") from exc
+
+
+def strict_decode(value: bytes, encodings: Any) -> str:
+    """Text in a character set that can fail: exactly pydicom's decoding, or Unsupported.
+
+    fastdump keeps the raw bytes of a value pydicom cannot decode cleanly
+    (see :mod:`fastdump.convert`); such files are left to that path.
+    """
+    if b"\x1b" in value:
+        raise Unsupported("ISO 2022 escape sequences")
+    encoding = encodings if isinstance(encodings, str) else encodings[0]
+    try:
+        return value.decode(encoding)
+    except (UnicodeError, LookupError) as exc:
+        raise Unsupported(f"text not valid in {encoding}") from exc
+
+
+def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:
+    """A private creator's value as pydicom would compare it (None if unusable)."""
+    if value is None or vr != "LO":
+        return None
+    if encodings not in LATIN1:
+        text = strict_decode(value, encodings)
+    elif b"\x1b" not in value:
+        text = value.decode("latin-1")
+    else:
+        text = decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
+                            TEXT_VR_DELIMS)
+    parts = text.split("\\")
+    if len(parts) != 1:
+        return None
+    return parts[0].rstrip("\0 ")
+
+
+
+_dictionary_cache: dict[int, str | None] = {}
+_fast_cache: dict[int, str | None] = {}
+_private_cache: dict[tuple[int, str], str] = {}
+
+
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return _dictionary_cache[tag]
+    except KeyError:
+        pass
+    try:
+        found: str | None = str(dictionary_VR(tag))
+    except KeyError:
+        found = None
+    if len(_dictionary_cache) < 100_000:
+        _dictionary_cache[tag] = found
+    return found
+
+
+def _fast_vr(tag: int) -> str | None:
+    try:
+        return _fast_cache[tag]
+    except KeyError:
+        pass
+    try:
+        found: str | None = str(_dictionary_vr_fast(tag))
+    except KeyError:
+        found = None
+    if len(_fast_cache) < 100_000:
+        _fast_cache[tag] = found
+    return found
+
+
+def _private_vr(tag: int, creators: dict[int, Any]) -> str:
+    """pydicom's hooks._private_vr_for_tag, from the creators seen so far."""
+    elem = tag & 0xFFFF
+    if 0x10 <= elem < 0x100:
+        return "LO"
+    if not elem & 0xFF00:
+        return "UN"
+    creator_tag = (tag & 0xFFFF0000) | (elem >> 8)
+    if creator_tag not in creators:
+        return "UN"
+    creator = creators[creator_tag]
+    if creator is None:
+        raise Unsupported("private creator pydicom would read differently")
+    key = (tag, creator)
+    try:
+        return _private_cache[key]
+    except KeyError:
+        pass
+    try:
+        found = str(private_dictionary_VR(tag, creator))
+    except KeyError:
+        found = "UN"
+    if found in _AMBIGUOUS:
+        raise Unsupported(f"private element with ambiguous VR {found}")
+    if len(_private_cache) < 100_000:
+        _private_cache[key] = found
+    return found
+
+
+def _resolve_us_ss(ds: RawDataset, unknown: bool) -> None:
+    """'US or SS' at the top level: US unless Pixel Representation says signed."""
+    from pydicom.tag import _LUT_DESCRIPTOR_TAGS
+
+    pixel_rep = 0
+    for tag, vr, value, *_ in ds.elements:
+        if tag == _PIXEL_REPRESENTATION:
+            if vr != "US" or value is None or len(value) != 2:
+                raise Unsupported("unusual Pixel Representation")
+            pixel_rep = _u16(value)[0]
+    if unknown:
+        raise Unsupported("'US or SS' element before an unread Pixel Representation")
+    elements = ds.elements
+    for n, element in enumerate(elements):
+        tag, vr, value = element[0], element[1], element[2]
+        if vr == "OB or OW":
+            continue
+        if vr in _AMBIGUOUS:
+            if vr != "US or SS" or tag in _LUT_DESCRIPTOR_TAGS:
+                raise Unsupported(f"ambiguous VR {vr} of {tag:08X}")
+            if b"\\" in value or len(value) % 2:
+                raise Unsupported("'US or SS' value pydicom splits or rejects")
+            elements[n] = (tag, "US" if pixel_rep == 0 else "SS") + tuple(element[2:])

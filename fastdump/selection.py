@@ -1,0 +1,108 @@
+"""``--tags``: dump only some top-level elements, and stop reading after them.
+
+A record of a selection is the full record with the other top-level elements
+(and their warnings) left out: a selected sequence comes whole, the meta group
+always. Reading stops at the first element past the largest selected tag (or
+past what interpreting them needs: the character set, Pixel Representation
+for 'US or SS' values, the private creators of selected private tags).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+from .errors import OptionError
+
+_HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_CHARSET = 0x00080005
+_PIXEL_REPRESENTATION = 0x00280103
+_US_OR_SS = frozenset({0x00189810, 0x00221452, 0x00280104, 0x00280105, 0x00280106, 0x00280107,
+                       0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120, 0x00280121,
+                       0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00409211, 0x00409216,
+                       0x00603004, 0x00603006})
+
+
+def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
+    """``"PatientID,0020000D"`` (or a list of keywords/ints) -> a set of tags.
+
+    Raises :class:`~fastdump.errors.OptionError` naming an unknown keyword.
+    """
+    if spec is None:
+        return None
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    tags = set()
+    for item in items:
+        if isinstance(item, int):
+            tags.add(_checked(item, str(item)))
+            continue
+        item = item.strip()
+        if item:
+            tags.add(_tag_of(item))
+    if not tags:
+        raise OptionError("--tags needs at least one tag, e.g. --tags PatientID,StudyInstanceUID")
+    return frozenset(tags)
+
+
+def _tag_of(item: str) -> int:
+    from pydicom.datadict import tag_for_keyword
+
+    if _HEX_TAG.fullmatch(item):
+        return _checked(int(item, 16), item)
+    tag = tag_for_keyword(item)
+    if tag is None:
+        hint = _close_keywords(item)
+        raise OptionError(
+            f"--tags: unknown DICOM keyword {item!r}{hint}; give keywords as in the standard "
+            "(PatientID, StudyInstanceUID) or tags as 8 hex digits (00100020)"
+        )
+    return _checked(tag, item)
+
+
+def _checked(tag: int, item: str) -> int:
+    if not 0 <= tag <= 0xFFFFFFFF or tag >> 16 == 0x0002 or tag >> 16 == 0xFFFE:
+        raise OptionError(
+            f"--tags: {item!r} is not a dataset element (the meta group is always written; "
+            "item tags are not elements)"
+        )
+    return tag
+
+
+def _close_keywords(item: str) -> str:
+    import difflib
+
+    from pydicom.datadict import keyword_dict
+
+    close = difflib.get_close_matches(item, list(keyword_dict), n=3, cutoff=0.75)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def select(record: dict[str, Any], tags: frozenset[int]) -> dict[str, Any]:
+    """The record with only the selected top-level elements (and their warnings)."""
+    record["dataset"] = {k: v for k, v in record["dataset"].items() if int(k, 16) in tags}
+    if "warnings" in record:
+        kept = [w for w in record["warnings"] if int(w["tag"][:8], 16) in tags]
+        if kept:
+            record["warnings"] = kept
+        else:
+            del record["warnings"]
+    return record
+
+
+def read_selected(fp: BinaryIO, defer_size: int | None, force: bool, tags: frozenset[int]):
+    """pydicom's read of the selected elements, stopping after the last one it needs."""
+    from pydicom.filereader import read_partial
+
+    wanted = set(tags) | {_CHARSET}
+    if tags & _US_OR_SS:  # their VR may depend on it
+        wanted.add(_PIXEL_REPRESENTATION)
+    wanted |= {(t & 0xFFFF0000) | ((t & 0xFFFF) >> 8) for t in tags if t >> 16 & 1}
+    bound = max(wanted)
+
+    def stop(tag: int, vr: Any, length: int) -> bool:
+        return tag in _PIXEL_TAGS or tag > bound
+
+    return read_partial(fp, stop, defer_size=defer_size, force=force,
+                        specific_tags=sorted(wanted))

@@ -1,0 +1,222 @@
+"""--scheduler: a real `dask scheduler` and two `dask worker` processes on 127.0.0.1.
+
+The records of a cluster run must equal those of a local run, also when a
+worker is SIGKILLed mid-run, and a file that kills every worker reading it must
+end as an error record while the rest are dumped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import fastdump  # noqa: E402
+
+from .conftest import pydicom_file, regular_files  # noqa: E402
+from .dask_hooks import POISON, ReadHooks  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DASK = str(Path(sys.executable).parent / "dask")
+WORKERS = 2
+STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(address, client) of a scheduler and two single-threaded workers with nannies."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask-logs")
+    env = dict(os.environ)
+    # Workers import tests.dask_hooks (the test-only plugin) from the repository.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # As the README recommends: a task is given up after its worker died twice.
+    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "1"
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "wb"),
+        ))
+        for i in range(WORKERS):
+            procs.append(subprocess.Popen(
+                [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                 "--nworkers", "1", "--name", f"w{i}", "--no-dashboard",
+                 "--death-timeout", "60", "--memory-limit", "2GiB"],
+                env=env, stdout=subprocess.DEVNULL, stderr=open(logs / f"worker{i}.log", "wb"),
+            ))
+        client = distributed.Client(address, timeout=STARTUP_TIMEOUT)
+        client.wait_for_workers(WORKERS, timeout=STARTUP_TIMEOUT)
+        yield address, client
+        client.close()
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+@pytest.fixture
+def hooks(cluster):
+    """Install the test-only read hooks on every worker, for one test."""
+    _, client = cluster
+    installed = []
+
+    def install(delay: float = 0.0) -> None:
+        client.register_plugin(ReadHooks(delay), name=ReadHooks.name)
+        installed.append(True)
+
+    yield install
+    if installed:
+        client.unregister_worker_plugin(ReadHooks.name)
+    # A test that killed workers leaves the cluster whole for the next one.
+    client.wait_for_workers(WORKERS, timeout=STARTUP_TIMEOUT)
+
+
+def lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
+def records(out: Path) -> list[bytes]:
+    """Every line of dump.jsonl and errors.jsonl (duplicates kept)."""
+    return lines(out / "dump.jsonl") + lines(out / "errors.jsonl")
+
+
+@pytest.fixture(scope="module")
+def local_run(archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "out"
+    fastdump.dump([archive], out, jobs=2, progress=False)
+    return records(out)
+
+
+def test_cluster_run_equals_local_run(cluster, archive, local_run, tmp_path):
+    address, _ = cluster
+    summary = fastdump.dump([archive], tmp_path / "out", scheduler=address, progress=False)
+    got = records(tmp_path / "out")
+    assert len(got) == len(set(got)) == len(regular_files(archive))
+    assert set(got) == set(local_run)
+    assert summary.jobs == WORKERS  # one thread per worker
+    assert summary.ok + summary.errors == summary.files
+
+
+def test_worker_killed_mid_run_loses_and_duplicates_nothing(
+    cluster, hooks, archive, local_run, tmp_path
+):
+    address, client = cluster
+    hooks(delay=0.04)  # ~200 files on 2 workers: a few seconds, time to kill one
+    out = tmp_path / "out"
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = fastdump.dump([archive], out, scheduler=address,
+                                              progress=False, batch_size=8)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: len(lines(out / "dump.jsonl")) >= 8, 60, "the first batch")
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    written_at_kill = len(records(out))
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the run did not finish after a worker was killed"
+    assert "error" not in result, result.get("error")
+
+    assert written_at_kill < len(local_run)  # the kill really was mid-run
+    assert victim not in client.run(os.getpid).values()  # that process is gone
+    got = records(out)
+    assert len(got) == len(set(got))  # nothing dumped twice
+    assert set(got) == set(local_run)  # nothing lost or altered
+
+
+def test_file_that_kills_its_worker_is_an_error_record(cluster, hooks, tmp_path):
+    address, client = cluster
+    hooks()
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    names = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
+    for name in names:
+        shutil.copy(pydicom_file(name), folder / name)
+    (folder / "poison.dcm").write_bytes(POISON + b"\0" * 300)
+    local = tmp_path / "local"
+    fastdump.dump([folder], local, jobs=1, progress=False)  # no hook here: a plain bad file
+    out = tmp_path / "out"
+
+    summary = fastdump.dump([folder], out, scheduler=address, progress=False, batch_size=3)
+
+    dumped = {orjson.loads(line)["path"]: line for line in lines(out / "dump.jsonl")}
+    errors = {r["path"]: r for r in map(orjson.loads, lines(out / "errors.jsonl"))}
+    poison = str(folder / "poison.dcm")
+    assert set(errors) == {poison}
+    assert errors[poison]["error"].startswith("WorkerDied: ")
+    assert errors[poison]["size"] == len(POISON) + 300
+    assert set(dumped) == {str(folder / name) for name in names}
+    assert set(dumped.values()) == set(lines(local / "dump.jsonl"))
+    assert (summary.ok, summary.errors) == (len(names), 1)
+
+
+def test_local_cluster_from_the_command_line(archive, local_run, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastdump", "dump", str(archive), "-o", str(out),
+         "--scheduler", "local", "--jobs", "2", "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = records(out)
+    assert len(got) == len(set(got))
+    assert set(got) == set(local_run)
+
+
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path):
+    port = free_port()  # nothing listens there
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, fastdump.dask_pool as d, fastdump.cli as c; d.CONNECT_TIMEOUT = 2; "
+         "sys.exit(c.main(sys.argv[1:]))",
+         "dump", pydicom_file("CT_small.dcm"), "-o", str(tmp_path / "out"),
+         "--scheduler", f"tcp://127.0.0.1:{port}", "--no-progress"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        f"fastdump: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert proc.stderr.count("\n") == 1
+

@@ -1,0 +1,279 @@
+"""The fast path (fastread + fastjson) gives byte-for-byte what the pydicom path gives.
+
+The reference is :func:`fastdump.record.read_record_pydicom` (pydicom's
+to_json_dict plus fastdump's BulkDataURIs and raw-bytes fallback): every
+file of pydicom's test and charset corpora, at several bulk thresholds, and a
+seeded corpus of mutated files, compared file by file after orjson.dumps.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import orjson
+import pydicom
+import pytest
+from pydicom.data import get_charset_files
+
+import fastdump
+import fastdump.read
+from fastdump import fastjson, record
+from fastdump.errors import OptionError
+from fastdump.fastread import Unsupported, read_header
+from fastdump.selection import parse_tags, select
+
+from .conftest import PYDICOM_FILES, pydicom_file
+from .mutations import corpus
+
+ALL_FILES = PYDICOM_FILES + sorted(f for f in get_charset_files() if os.path.isfile(f))
+THRESHOLDS = [0, 8, 1024, 1 << 20]
+SIX_TAGS = "PatientID,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,Modality,00200013"
+
+
+def outcome(fn, path: str, *args) -> bytes | str:
+    """The serialized record, or the error the same way fastdump would name it."""
+    st = os.stat(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return orjson.dumps(fn(path, st.st_size, st.st_mtime, *args))
+        except Unsupported:
+            return "Unsupported"
+        except Exception as exc:  # noqa: BLE001 - errors are outcomes too
+            return f"{type(exc).__name__}: {exc}"
+
+
+def fast(path: str, threshold: int = 1024, tags=None) -> bytes | str:
+    return outcome(fastjson.fast_record, path, threshold, tags)
+
+
+def reference(path: str, threshold: int = 1024, tags=None) -> bytes | str:
+    return outcome(record.read_record_pydicom, path, threshold, tags)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=os.path.basename)
+def test_fast_path_equals_pydicom_path(path):
+    for threshold in THRESHOLDS:
+        got = fast(path, threshold)
+        if got != "Unsupported":
+            assert got == reference(path, threshold), f"bulk threshold {threshold}"
+
+
+def fast_files() -> list[str]:
+    return [p for p in ALL_FILES if fast(p) != "Unsupported"]
+
+
+def test_most_files_take_the_fast_path():
+    taken = fast_files()
+    # pydicom's corpus is full of oddities (big endian, deflate, ISO 2022, broken
+    # files); the fast path must still read the large majority itself.
+    assert len(taken) >= 155, len(taken)
+    headers = [read_header(p, 1024) for p in taken]
+    implicit = sum(h.dataset.implicit for h in headers)
+    with_sequences = sum(any(e[1] == "SQ" for e in h.dataset.elements) for h in headers)
+    not_latin1 = sum(h.dataset.encodings not in ("iso8859", ["iso8859"], ["latin_1"])
+                     for h in headers)
+    assert implicit >= 10 and with_sequences >= 40 and not_latin1 >= 10, (
+        implicit, with_sequences, not_latin1)
+
+
+def test_read_record_uses_the_fast_path_and_falls_back_for_the_rest(monkeypatch):
+    via_pydicom = []
+    original = record.read_record_pydicom
+
+    def counting(path, *args):
+        via_pydicom.append(path)
+        return original(path, *args)
+
+    expected = {path: reference(path) for path in ALL_FILES}
+    monkeypatch.setattr(record, "read_record_pydicom", counting)
+    taken = set(fast_files())
+    for path in ALL_FILES:
+        assert outcome(record.read_record, path, 1024) == expected[path], path
+    assert set(via_pydicom) == set(ALL_FILES) - taken
+    assert len(via_pydicom) < len(ALL_FILES) - 150
+
+
+def test_pydicom_settings_the_fast_path_does_not_mirror_turn_it_off(monkeypatch):
+    path = pydicom_file("CT_small.dcm")
+    assert fastjson.try_fast_record(path, 0, 0.0, 1024) is not None
+    monkeypatch.setattr(pydicom.config, "use_DS_decimal", True)
+    assert fastjson.try_fast_record(path, 0, 0.0, 1024) is None
+
+
+# --- a mutated corpus ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mutated(tmp_path_factory) -> list[tuple[str, str]]:
+    sources = [p for p in ALL_FILES if os.path.getsize(p) < 2_000_000 and p.endswith(".dcm")]
+    return list(corpus(sources, tmp_path_factory.mktemp("mutated"), 400, seed=20260))
+
+
+def test_mutated_files_equal_the_pydicom_path(mutated):
+    taken = 0
+    for path, what in mutated:
+        got = fast(path)
+        expected = reference(path)
+        if got != "Unsupported":
+            taken += 1
+            assert got == expected, what
+        # whichever path reads it, the outcome is the pydicom path's
+        assert outcome(record.read_record, path, 1024) == expected, what
+    assert taken >= 150, taken  # mutations of values must not all fall back
+
+
+@pytest.mark.parametrize("threshold", [8, 1 << 20])
+def test_mutated_files_at_other_thresholds(mutated, threshold):
+    for path, what in mutated[:150]:
+        got = fast(path, threshold)
+        if got != "Unsupported":
+            assert got == reference(path, threshold), what
+
+
+def test_mutated_files_with_tags(mutated):
+    tags = parse_tags(SIX_TAGS + ",PatientName,ReferencedImageSequence")
+    for path, what in mutated[:200]:
+        got = fast(path, 1024, tags)
+        if got != "Unsupported":
+            assert got == reference(path, 1024, tags), what
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def count_reads(monkeypatch) -> list[int]:
+    """Make fastdump.read.open_source count reads and bytes: [calls, bytes]."""
+    total = [0, 0]
+
+    class Counting(io.BufferedReader):
+        def read(self, n=-1):
+            data = super().read(n)
+            total[0] += 1
+            total[1] += len(data)
+            return data
+
+    monkeypatch.setattr(fastdump.read, "open_source",
+                        lambda p, size=None: Counting(io.FileIO(p, "rb")))
+    return total
+
+
+def test_the_header_is_read_once(monkeypatch):
+    path = pydicom_file("CT_small.dcm")  # 39 KB, pixel data at the end
+    expected = reference(path)
+    reads = count_reads(monkeypatch)
+    assert fast(path) == expected != "Unsupported"
+    assert reads[0] == 1 and reads[1] <= os.path.getsize(path)
+
+
+def test_bulk_values_in_sequences_are_not_read(tmp_path, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    item = pydicom.Dataset()
+    item.add_new(0x00091010, "LO", "FASTDUMP TEST")
+    item.add_new(0x00091011, "OB", bytes(3_000_000))
+    item.add_new(0x00091012, "OB", bytes(range(100)))
+    ds.add_new(0x00091001, "LO", "AFTER")  # an element after the big value is still read
+    ds.add_new(0x00089215, "SQ", pydicom.Sequence([item]))
+    path = tmp_path / "nested-bulk.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    reads = count_reads(monkeypatch)
+    got = orjson.loads(fast(str(path)))
+    assert reads[1] < 200_000
+    element = got["dataset"]["00089215"]["Value"][0]["00091011"]
+    assert element["BulkDataURI"].endswith("&length=3000000")
+    assert got["dataset"]["00091001"]["Value"] == ["AFTER"]
+    assert orjson.dumps(got) == reference(str(path))
+
+
+def test_a_huge_length_field_allocates_nothing(tmp_path):
+    data = bytearray(open(pydicom_file("CT_small.dcm"), "rb").read())
+    at = data.index(b"\x10\x00\x10\x00PN")  # Patient's Name, explicit VR
+    data[at + 4:at + 8] = b"OB\x00\x00"
+    data[at + 8:at + 12] = (0xFFFFFFF0).to_bytes(4, "little")
+    path = tmp_path / "huge.dcm"
+    path.write_bytes(bytes(data[:at + 200]))
+    assert fast(str(path)) == "Unsupported"  # past the end of the file: pydicom reports it
+    assert reference(str(path)).startswith("TruncatedError")
+
+
+# --- --tags ---------------------------------------------------------------------
+
+
+def test_parse_tags_accepts_keywords_and_hex():
+    assert parse_tags("PatientID, 0020000D,00080060") == {0x00100020, 0x0020000D, 0x00080060}
+    assert parse_tags(["Modality", 0x00100010]) == {0x00080060, 0x00100010}
+    assert parse_tags(None) is None
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("PatientsName", "did you mean PatientName"),
+    ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
+    ("00020010", "meta group is always written"),
+    (",", "at least one tag"),
+])
+def test_parse_tags_rejects_what_it_cannot_use(spec, message):
+    with pytest.raises(OptionError, match=message):
+        parse_tags(spec)
+
+
+@pytest.mark.parametrize("spec", [SIX_TAGS, "PatientName,ReferencedImageSequence,00291010",
+                                  "SmallestImagePixelValue,SpecificCharacterSet"])
+def test_tags_give_the_full_dumps_elements(spec):
+    tags = parse_tags(spec)
+    compared = 0
+    for path in ALL_FILES:
+        full = reference(path)
+        if not isinstance(full, bytes):
+            continue
+        expected = orjson.dumps(select(orjson.loads(full), tags))
+        assert reference(path, 1024, tags) == expected, path  # pydicom, specific_tags
+        got = fast(path, 1024, tags)
+        if got != "Unsupported":
+            assert got == expected, path
+            compared += 1
+    assert compared >= 150
+
+
+def test_tags_stop_reading_after_the_last_selected_tag(tmp_path, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    for n in range(0x10, 0x80):  # a 300 KB private block after the patient module
+        ds.add_new(0x00431000 | n, "LT", "x" * 2400)
+    path = tmp_path / "big-header.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    reads = count_reads(monkeypatch)
+    dataset = fastdump.read_tags(path, tags="PatientID,StudyInstanceUID")
+    assert set(dataset) == {"00100020", "0020000D"}
+    assert reads[1] < 100_000
+    # the pydicom path stops there too
+    reads[:] = [0, 0]
+    monkeypatch.setattr(fastjson, "config_is_default", lambda: False)
+    assert fastdump.read_tags(path, tags="PatientID,StudyInstanceUID") == dataset
+    assert reads[1] < 100_000
+
+
+def test_dump_with_tags(archive, tmp_path):
+    summary = fastdump.dump([archive / "pydicom"], tmp_path / "out", jobs=1, progress=False,
+                            tags="PatientID,Modality")
+    assert summary.ok > 150
+    lines = (tmp_path / "out" / "dump.jsonl").read_bytes().splitlines()
+    for line in lines:
+        rec = orjson.loads(line)
+        assert set(rec["dataset"]) <= {"00100020", "00080060"}
+    assert sum("00080060" in orjson.loads(line)["dataset"] for line in lines) > 100
+
+
+def test_cli_unknown_tag_is_one_line_and_exit_2(capsys, archive, tmp_path):
+    from fastdump.cli import main
+
+    code = main(["dump", str(archive / "pydicom"), "-o", str(tmp_path / "o"), "--no-progress",
+                 "--tags", "PatientID,Modalty"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown DICOM keyword 'Modalty'" in err and "Modality" in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,170 @@
+"""--shard I/N and fastdump merge: N shards, merged, are one run; overlaps are refused."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import fastdump
+from fastdump.cli import main
+
+from .conftest import pydicom_file, regular_files
+
+FORMAT_LEDGER = {"jsonl": "dump.jsonl", "tags": "index.jsonl", "parquet": "index.jsonl"}
+
+
+def jsonl(path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def by_path(records: list[dict]) -> dict[str, dict]:
+    out = {r["path"]: r for r in records}
+    assert len(out) == len(records), "a path twice"
+    return out
+
+
+def records(out, fmt: str) -> dict[str, dict]:
+    """What an output holds, per file, in a form that does not depend on part names."""
+    errors = by_path(jsonl(out / "errors.jsonl"))
+    if fmt == "jsonl":
+        ok = by_path(jsonl(out / "dump.jsonl"))
+    elif fmt == "tags":
+        ok = {p: {**e, "tags": (out / e["tags_file"]).read_text()}
+              for p, e in by_path(jsonl(out / "index.jsonl")).items()}
+    else:
+        import duckdb
+
+        result = duckdb.sql(f"select * from read_parquet('{out}/*.parquet')")
+        names = result.columns
+        ok = by_path([dict(zip(names, row, strict=True)) for row in result.fetchall()])
+        assert set(ok) == {e["path"] for e in jsonl(out / "index.jsonl")}
+    assert not set(ok) & set(errors)
+    return {**ok, **{p: {"error": e} for p, e in errors.items()}}
+
+
+def accounted(out, fmt: str) -> set[str]:
+    paths = [r["path"] for name in (FORMAT_LEDGER[fmt], "errors.jsonl")
+             for r in jsonl(out / name)]
+    assert len(paths) == len(set(paths))
+    return set(paths)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "tags", "parquet"])
+def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
+    single = tmp_path / "single"
+    whole = fastdump.dump([archive], single, format=fmt, jobs=2, progress=False)
+    shards = []
+    for i in (1, 2, 3):
+        out = tmp_path / f"shard{i}"
+        assert main(["dump", str(archive), "-o", str(out), "--format", fmt, "--shard",
+                     f"{i}/3", "-j", "2", "--no-progress"]) == 0
+        assert f"(shard {i}/3)" in capsys.readouterr().err
+        assert orjson.loads((out / "summary.json").read_bytes())["shard"] == f"{i}/3"
+        shards.append(out)
+
+    # the shards are disjoint, none is empty, and together they are every file
+    found = [accounted(out, fmt) for out in shards]
+    assert all(found)
+    assert sum(len(f) for f in found) == len(set().union(*found))
+    assert set().union(*found) == regular_files(archive)
+
+    merged = tmp_path / "merged"
+    assert main(["merge", *map(str, shards), "-o", str(merged)]) == 0
+    assert records(merged, fmt) == records(single, fmt)
+    summary = orjson.loads((merged / "summary.json").read_bytes())
+    assert (summary["files"], summary["ok"], summary["errors"]) == (
+        whole.files, whole.ok, whole.errors)
+    assert summary["extra"]["missing_shards"] == []
+    assert not list(tmp_path.glob(".*merging"))
+
+    # the merged directory is a fastdump output like any other: a resume finds it complete
+    again = fastdump.dump([archive], merged, format=fmt, jobs=1, progress=False, resume=True)
+    assert (again.ok, again.errors, again.unchanged) == (0, 0, whole.files)
+
+
+def small_dump(tmp_path, name: str, files: list[str], fmt: str = "jsonl", **kw):
+    out = tmp_path / name
+    fastdump.dump([pydicom_file(f) for f in files], out, format=fmt, jobs=1, progress=False,
+                  **kw)
+    return out
+
+
+def test_a_file_in_two_inputs_is_refused(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm", "MR_small.dcm"])
+    b = small_dump(tmp_path, "b", ["MR_small.dcm", "rtplan.dcm"])
+    with pytest.raises(fastdump.MergeError, match=f"{pydicom_file('MR_small.dcm')} is in both"):
+        fastdump.merge([a, b], tmp_path / "m")
+    assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".*merging"))
+
+
+def test_mixed_formats_are_refused(tmp_path, capsys):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"])
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"], fmt="tags")
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot merge outputs of different formats" in err[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_unfinished_runs_are_refused(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"])
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"])
+    (b / "summary.json").unlink()  # killed before the end
+    with pytest.raises(fastdump.MergeError, match="unfinished run"):
+        fastdump.merge([a, b], tmp_path / "m")
+
+
+def test_parquet_rows_without_ledger_lines_are_refused(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"], fmt="parquet")
+    b = small_dump(tmp_path, "b", ["MR_small.dcm", "rtplan.dcm"], fmt="parquet")
+    index = b / "index.jsonl"
+    index.write_bytes(index.read_bytes().splitlines(keepends=True)[0])  # a kill mid-append
+    with pytest.raises(fastdump.MergeError, match="does not list"):
+        fastdump.merge([a, b], tmp_path / "m")
+
+
+def test_different_parquet_columns_are_refused(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"], fmt="parquet", columns="Rows")
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"], fmt="parquet")
+    with pytest.raises(fastdump.MergeError, match="same --columns"):
+        fastdump.merge([a, b], tmp_path / "m")
+
+
+def test_out_must_be_new(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("mine")
+    with pytest.raises(fastdump.OutputDirError, match="not an empty directory"):
+        fastdump.merge([a], tmp_path / "full")
+    assert (tmp_path / "full" / "x").read_text() == "mine"
+
+
+def test_missing_shards_are_reported(archive, tmp_path, capsys):
+    outs = []
+    for i in (1, 3):
+        outs.append(tmp_path / f"s{i}")
+        fastdump.dump([archive / "study"], outs[-1], shard=f"{i}/3", jobs=1, progress=False)
+    assert main(["merge", *map(str, outs), "-o", str(tmp_path / "m")]) == 0
+    assert "shards 2/3 are not in this merge" in capsys.readouterr().err
+    summary = orjson.loads((tmp_path / "m" / "summary.json").read_bytes())
+    assert summary["extra"]["missing_shards"] == ["2/3"]
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "a/3", "3", "1/0"])
+def test_bad_shards_are_refused(tmp_path, shard, capsys):
+    code = main(["dump", pydicom_file("CT_small.dcm"), "-o", str(tmp_path / "o"), "--shard",
+                 shard, "--no-progress"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("fastdump: error: --shard")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_shard_resumes_only_as_the_same_shard(archive, tmp_path):
+    out = tmp_path / "s2"
+    first = fastdump.dump([archive], out, shard=(2, 3), jobs=1, progress=False)
+    again = fastdump.dump([archive], out, shard="2/3", jobs=1, progress=False, resume=True)
+    assert (again.unchanged, again.ok, again.gone) == (first.files, 0, 0)
+    for other in ("1/3", None):
+        with pytest.raises(fastdump.OptionError, match="resume it with --shard 2/3"):
+            fastdump.dump([archive], out, shard=other, jobs=1, progress=False, resume=True)
+    assert len(accounted(out, "jsonl")) == first.files  # nothing dropped by the refusals
