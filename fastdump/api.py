@@ -14,25 +14,29 @@ from .walk import Entry, Problem, walk
 
 def read_record(
     path: str | os.PathLike, *, bulk_threshold: int = 1024,
-    tags: str | Iterable[str | int] | None = None,
+    tags: str | Iterable[str | int] | None = None, bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's record as written to dump.jsonl: path, size, mtime, meta, dataset.
 
     ``tags`` (``"PatientID,0020000D"`` or a list of keywords/ints) keeps only
-    those top-level elements. Raises :class:`~fastdump.errors.NotDicomError`
-    for a file that is not DICOM, and ``OSError`` when it cannot be read.
+    those top-level elements. ``bulk_any_vr``: values longer than the threshold
+    of every VR PS3.18 allows as bulk data (DS, FL, FD, UT, ...) are not read
+    but written as ``BulkDataURI``, not only binary ones. Raises
+    :class:`~fastdump.errors.NotDicomError` for a file that is not DICOM, and
+    ``OSError`` when it cannot be read.
     """
     selected = parse_tags(tags)
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return record.read_record(path, st.st_size, st.st_mtime, bulk_threshold, selected)
+        return record.read_record(path, st.st_size, st.st_mtime, bulk_threshold, selected,
+                                  bulk_any_vr)
 
 
 def read_tags(
     path: str | os.PathLike, *, bulk_threshold: int = 1024,
-    tags: str | Iterable[str | int] | None = None,
+    tags: str | Iterable[str | int] | None = None, bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's dataset as a DICOM JSON Model object (PS3.18 Annex F.2).
 
@@ -40,7 +44,8 @@ def read_tags(
     are not read: they appear as ``BulkDataURI`` pointing at their bytes.
     ``tags``: only those top-level elements, as in :func:`read_record`.
     """
-    return read_record(path, bulk_threshold=bulk_threshold, tags=tags)["dataset"]
+    return read_record(path, bulk_threshold=bulk_threshold, tags=tags,
+                       bulk_any_vr=bulk_any_vr)["dataset"]
 
 
 def iter_records(

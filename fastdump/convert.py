@@ -26,6 +26,10 @@ from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
 
 # VRs that pydicom (and PS3.18) write as InlineBinary/BulkDataURI.
 BINARY_VRS = frozenset((BYTES_VR | AMBIGUOUS_VR) - {VR.US_SS})
+# Every VR whose value PS3.18 F.2.7 allows as a BulkDataURI (--bulk-any-vr): huge
+# contour points (DS), float arrays (FL/FD) and texts too, not only binary values.
+BULK_ANY_VRS = BINARY_VRS | frozenset(
+    {"DS", "FL", "FD", "IS", "LT", "SL", "SS", "ST", "SV", "UC", "UL", "UR", "US", "UT", "UV"})
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Context:
 
     uri: str  # file:// URI of the file, the base of its BulkDataURIs
     bulk_threshold: int
+    bulk_vrs: frozenset[str] = BINARY_VRS  # long values of these VRs become BulkDataURIs
     warnings: list[dict[str, str]] = field(default_factory=list)
 
     def bulk_uri(self, offset: int, length: int) -> str:
@@ -112,9 +117,13 @@ def _element_to_json(
 ) -> dict[str, Any]:
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
         vr = _deferred_vr(ds, tag, raw)
-        if vr in BINARY_VRS:
+        if vr in ctx.bulk_vrs:
             return {"vr": vr, "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
     elem = ds[tag]
+    if elem.VR in ctx.bulk_vrs and elem.VR not in BINARY_VRS and elem.file_tell is not None:
+        length = raw.length if isinstance(raw, RawDataElement) else None
+        if length and length != 0xFFFFFFFF and length > (ctx.bulk_threshold // 4) * 3:
+            return {"vr": elem.VR, "BulkDataURI": ctx.bulk_uri(base + elem.file_tell, length)}
     if elem.VR == VR.SQ:
         defined = isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF
         inner = base + raw.value_tell if defined else base

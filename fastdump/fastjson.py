@@ -41,13 +41,13 @@ _keys: dict[int, str] = {}
 
 def try_fast_record(
     path: str, size: int, mtime: float, bulk_threshold: int,
-    tags: frozenset[int] | None = None,
+    tags: frozenset[int] | None = None, bulk_vrs: frozenset[str] = BINARY_VRS,
 ) -> dict[str, Any] | None:
     """The dump.jsonl record of ``path``, or None when pydicom must read the file."""
     if not config_is_default():
         return None
     try:
-        return fast_record(path, size, mtime, bulk_threshold, tags)
+        return fast_record(path, size, mtime, bulk_threshold, tags, bulk_vrs)
     except Unsupported:
         return None
     except OSError:
@@ -58,10 +58,10 @@ def try_fast_record(
 
 def fast_record(
     path: str, size: int, mtime: float, bulk_threshold: int,
-    tags: frozenset[int] | None = None,
+    tags: frozenset[int] | None = None, bulk_vrs: frozenset[str] = BINARY_VRS,
 ) -> dict[str, Any]:
     """The dump.jsonl record of ``path``; raises Unsupported when pydicom must read it."""
-    header = read_header(path, bulk_threshold, tags, size)
+    header = read_header(path, bulk_threshold, tags, size, bulk_vrs)
     return record_from_header(header, path, size, mtime, bulk_threshold)
 
 
@@ -103,6 +103,8 @@ class _Converter:
                 out[key] = {"vr": "SQ", "Value": [self.dataset(item) for item in value]}
             elif vr in BINARY_VRS:
                 out[key] = self.binary(vr, value, offset, length)
+            elif value is None and length:  # deferred under --bulk-any-vr
+                out[key] = {"vr": vr, "BulkDataURI": f"{self.uri}?offset={offset}&length={length}"}
             elif not length:
                 out[key] = {"vr": vr}
             else:

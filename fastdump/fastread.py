@@ -110,7 +110,8 @@ def config_is_default() -> bool:
 
 
 def read_header(
-    path: str, bulk_threshold: int, tags: frozenset[int] | None = None, size: int | None = None
+    path: str, bulk_threshold: int, tags: frozenset[int] | None = None, size: int | None = None,
+    bulk_vrs: frozenset[str] = BINARY_VRS,
 ) -> Header:
     """Parse the header of ``path``; raise :class:`Unsupported` if it needs pydicom.
 
@@ -119,11 +120,15 @@ def read_header(
     ``size``, known from the walk, spares object stores a request to learn it.
     """
     with read.open_source(path, size) as fp:
-        return _Parser(fp, bulk_threshold, tags).header()
+        return _Parser(fp, bulk_threshold, tags, bulk_vrs).header()
 
 
 class _Parser:
-    def __init__(self, fp: BinaryIO, bulk_threshold: int, tags: frozenset[int] | None) -> None:
+    def __init__(
+        self, fp: BinaryIO, bulk_threshold: int, tags: frozenset[int] | None,
+        bulk_vrs: frozenset[str] = BINARY_VRS,
+    ) -> None:
+        self.bulk_vrs = bulk_vrs  # VRs whose long values are never read
         self.fp = fp
         fp.seek(0, 2)
         self.size = fp.tell()
@@ -321,7 +326,7 @@ class _Parser:
                 ambiguous = True
                 value = self.value(value_pos, length)
                 buf, base = self.buf, self.base
-            elif vr in BINARY_VRS and length > self.defer and not meta_group:
+            elif vr in self.bulk_vrs and length > self.defer and not meta_group:
                 value = None  # never read: written as a BulkDataURI
             elif 0 <= value_pos - base and pos - base <= len(buf):
                 value = buf[value_pos - base:pos - base]

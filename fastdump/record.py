@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .convert import Context, dataset_to_json
+from .convert import BINARY_VRS, BULK_ANY_VRS, Context, dataset_to_json
 from .errors import TruncatedError
 from .fastjson import try_fast_record
 from .read import check_complete, file_uri, opened, read_dataset
@@ -41,27 +41,32 @@ class Options:
     format: str = "jsonl"
     columns: tuple[str, ...] | None = None  # --format parquet: the tag columns
     tags: frozenset[int] | None = None  # --tags: only these top-level elements
+    bulk_any_vr: bool = False  # --bulk-any-vr: long values of any VR PS3.18 allows as bulk
 
 
 def read_record(
-    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None
+    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None,
+    bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """Read one file into a record: path, size, mtime, meta, dataset (+ warnings).
 
     The fast path (:mod:`fastdump.fastjson`) reads most files; whatever it does
     not reproduce exactly goes through pydicom. ``tags``: only those elements.
+    ``bulk_any_vr``: long values of every VR PS3.18 allows become BulkDataURIs.
     """
-    record = try_fast_record(path, size, mtime, bulk_threshold, tags)
+    bulk_vrs = BULK_ANY_VRS if bulk_any_vr else BINARY_VRS
+    record = try_fast_record(path, size, mtime, bulk_threshold, tags, bulk_vrs)
     if record is not None:
         return record
-    return read_record_pydicom(path, size, mtime, bulk_threshold, tags)
+    return read_record_pydicom(path, size, mtime, bulk_threshold, tags, bulk_vrs)
 
 
 def read_record_pydicom(
-    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None
+    path: str, size: int, mtime: float, bulk_threshold: int, tags: frozenset[int] | None = None,
+    bulk_vrs: frozenset[str] = BINARY_VRS,
 ) -> dict[str, Any]:
     """:func:`read_record` through pydicom: the reference the fast path must equal."""
-    ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold)
+    ctx = Context(uri=file_uri(path), bulk_threshold=bulk_threshold, bulk_vrs=bulk_vrs)
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, bulk_threshold, tags)
         # (with --tags, a file holding none of them is an empty selection, not a truncation)
@@ -142,7 +147,7 @@ def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> 
         entry = _restat(entry)
         with _time_limit(opts.file_timeout):
             record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold,
-                                 opts.tags)
+                                 opts.tags, opts.bulk_any_vr)
             return Outcome(entry, payload=serialize(record))
     except TruncatedError as exc:
         return failed(entry, f"TruncatedError: {exc.args[0]}", partial=exc.args[1])

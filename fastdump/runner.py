@@ -82,6 +82,7 @@ def dump(
     columns: Sequence[str] | str | None = None,
     shard: Shard | str | None = None,
     tags: str | Iterable[str | int] | None = None,
+    bulk_any_vr: bool = False,
 ) -> Summary:
     """Dump every DICOM file under ``paths`` (and ``files_from``) into ``out_dir``.
 
@@ -107,7 +108,7 @@ def dump(
         check_resume(out, shard)
     writer_cls = WRITERS[format]
     opts = Options(bulk_threshold=bulk_threshold, file_timeout=file_timeout, format=format,
-                   columns=columns, tags=selected)
+                   columns=columns, tags=selected, bulk_any_vr=bulk_any_vr)
     opts = writer_cls.prepare(out, opts, resume)
     previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
     writer = writer_cls(out, TagsLayout(paths if files_from is None else []))

@@ -91,10 +91,13 @@ def test_kill_then_resume_loses_and_duplicates_nothing(big_archive, reference, t
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes(big_archive, reference, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.Popen(dump_cmd(big_archive, out), start_new_session=True,
+    proc = subprocess.Popen(dump_cmd(big_archive, out, "--jobs", "1"), start_new_session=True,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    deadline = time.monotonic() + 60
+    while not (out / "dump.jsonl").exists() or not (out / "dump.jsonl").stat().st_size:
+        assert time.monotonic() < deadline and proc.poll() is None, "the dump never started"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends, once work is under way
     _, stderr = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the dump finished before Ctrl-C; machine too fast for this test")
