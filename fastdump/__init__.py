@@ -17,6 +17,8 @@ from .errors import (  # noqa: E402
     NotDicomError,
     OptionError,
     OutputDirError,
+    SchedulerError,
+    TruncatedError,
 )
 from .merge import merge  # noqa: E402
 from .runner import FORMATS, Summary, dump  # noqa: E402
@@ -29,7 +31,9 @@ __all__ = [
     "NotDicomError",
     "OptionError",
     "OutputDirError",
+    "SchedulerError",
     "Summary",
+    "TruncatedError",
     "__version__",
     "dump",
     "iter_records",
