@@ -46,7 +46,7 @@ class LocalPool:
         return done
 
     def kill(self) -> None:
-        """Kill every worker: their batches fail as lost and are retried file by file."""
+        """Kill every worker; the next submit gets a fresh pool."""
         get_reusable_executor(max_workers=self.jobs, timeout=60).shutdown(
             wait=True, kill_workers=True)
 
@@ -123,8 +123,11 @@ def run(
             wait_for = max(0.0, min(deadlines[f] for f in pending) - time.monotonic())
             done = pool.wait_any(pending, timeout=wait_for)
             if not done:
+                # Whatever the killed workers held may never be answered: retry it.
                 pool.kill()
-                continue
+                lost.extend(pending.values())
+                pending.clear()
+                deadlines.clear()
         else:
             done = pool.wait_any(pending)
         for future in done:
