@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from . import __version__
 from .errors import FastdumpError
+from .pool import shutdown_local_pool
 from .runner import FORMATS, Summary, dump
 
 DUMP_HELP = """\
@@ -200,15 +202,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The console script: :func:`main`, then exit without waiting for pool threads.
+    """The console script: :func:`main`, then stop the workers and exit.
 
-    Every output is closed by then; joining the pool's threads at exit could
-    hang on a worker that died mid-answer, and a CLI that is done must exit.
+    Workers left idle would hold the caller's pipes open for a minute. And
+    should joining the pool's threads ever hang (a worker that died in the
+    middle of an answer), a timer ends the process: a CLI that is done exits.
     """
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+    shutdown_local_pool()
+    sys.exit(code)
+
+
+_EXIT_GRACE = 30.0  # seconds
 
 
 if __name__ == "__main__":  # pragma: no cover

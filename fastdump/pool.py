@@ -77,6 +77,15 @@ class LocalPool:
                     raise
 
 
+def shutdown_local_pool() -> None:
+    """Stop this process's worker processes, if it started any (the run is over)."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 @contextlib.contextmanager
 def _workers_ignore_ctrl_c() -> Iterator[None]:
     """Workers started in here inherit 'ignore SIGINT'.

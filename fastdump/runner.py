@@ -33,6 +33,7 @@ from .walk import Entry, Found, Problem, Skipped, read_path_list, walk
 from .writers import MANIFEST_FILE, SUMMARY_FILE, WRITERS, TagsLayout, Writer, atomic_write
 
 FORMATS = tuple(WRITERS)
+_WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
 
 
 @dataclass
@@ -113,17 +114,18 @@ def dump(
     previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
     writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    job = _Job(summary, previous, writer, progress)
+    job = _Job(summary, previous, writer, progress, resume)
     job.shard = shard
     job.scheduler = scheduler
     try:
+        job.dedupe = len(paths) + (files_from is not None) > 1
         job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
         writer.close()
         job.finish()
-    if not summary.interrupted:
+    if resume and not summary.interrupted:
         job.settle(writer_cls.ledger_name)
     _write_summary(out, summary)
     return summary
@@ -132,11 +134,15 @@ def dump(
 class _Job:
     """The state of one run: counters, progress bar, what the walk has seen."""
 
-    def __init__(self, summary: Summary, previous: ledger.Ledger, writer: Writer, progress: bool):
+    def __init__(self, summary: Summary, previous: ledger.Ledger, writer: Writer, progress: bool,
+                 resume: bool):
         self.summary = summary
         self.previous = previous
         self.writer = writer
-        self.current: dict[str, ledger.Stat] = {}  # every path found now, for --resume
+        # --resume: every path found now, to tell changed and gone files (a fresh run
+        # keeps no per-file state, so its memory stays flat however big the archive)
+        self.current: dict[str, ledger.Stat] | None = {} if resume else None
+        self.dedupe = True  # several inputs may reach a file twice
         self.shard: Shard | None = None  # --shard: files of other shards are not this run's
         self.scheduler: str | None = None  # --scheduler: a Dask cluster instead of local processes
         self.bar = tqdm(total=0, unit="file", file=sys.stderr, disable=not progress,
@@ -144,7 +150,7 @@ class _Job:
         self.started = time.perf_counter()
 
     def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int, size: int):
-        found = _walk_in_background(inputs, follow)
+        found = _walk_in_background(inputs, follow, self.dedupe)
         batches = _batches(self._to_read(found), size)
         with _open_pool(self.scheduler, jobs) as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
@@ -162,7 +168,8 @@ class _Job:
                 continue
             s.files += 1
             stat = (item.size, item.mtime)
-            self.current[item.path] = stat
+            if self.current is not None:
+                self.current[item.path] = stat
             before = self.previous.done.get(item.path)
             if before is None:
                 s.new += 1
@@ -179,7 +186,8 @@ class _Job:
         nbytes = 0
         for outcome in outcomes:
             entry = outcome.entry  # the stat the worker read, in case the file changed since
-            self.current[entry.path] = (entry.size, entry.mtime)
+            if self.current is not None:
+                self.current[entry.path] = (entry.size, entry.mtime)
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
@@ -217,15 +225,19 @@ def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]
         yield from read_path_list(files_from)
 
 
-def _walk_in_background(inputs: Iterator[str], follow: bool) -> Iterator[Found]:
-    """Walk in a thread so the progress bar learns the total while files are read."""
-    found: queue.Queue = queue.Queue()
+def _walk_in_background(inputs: Iterator[str], follow: bool, dedupe: bool) -> Iterator[Found]:
+    """Walk in a thread so the progress bar learns the total while files are read.
+
+    The queue is bounded: a walk far ahead of the workers would otherwise hold
+    the whole archive's paths in memory.
+    """
+    found: queue.Queue = queue.Queue(maxsize=_WALK_AHEAD)
     done = object()
     failure: list[BaseException] = []
 
     def producer() -> None:
         try:
-            for item in walk(inputs, follow_symlinks=follow):
+            for item in walk(inputs, follow_symlinks=follow, dedupe=dedupe):
                 found.put(item)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             failure.append(exc)

@@ -51,14 +51,24 @@ def read_path_list(lines: Iterable[str]) -> Iterator[str]:
             yield path
 
 
-def walk(inputs: Iterable[str], *, follow_symlinks: bool = False) -> Iterator[Found]:
+class _Unseen(set):
+    """The ``seen`` set of a walk that cannot meet a path twice: remembers nothing."""
+
+    def add(self, path: str) -> None:
+        pass
+
+
+def walk(
+    inputs: Iterable[str], *, follow_symlinks: bool = False, dedupe: bool = True
+) -> Iterator[Found]:
     """Yield every regular file under ``inputs`` (files and directories), once each.
 
     Symlinks found inside directories are skipped unless ``follow_symlinks``;
     a symlink named directly in ``inputs`` is always followed, as ``find -H`` does.
     Directories are visited in sorted order, so two walks of the same tree agree.
+    ``dedupe=False`` (one input: a tree never repeats a path) keeps memory flat.
     """
-    seen: set[str] = set()
+    seen: set[str] = set() if dedupe else _Unseen()
     visited_dirs: set[tuple[int, int]] = set()
     for given in inputs:
         if "://" in given:  # s3://bucket/prefix/ and other fsspec URLs
