@@ -290,6 +290,16 @@ class _Parser:
                         buf, base = self.buf, self.base
                     head = 12
             value_pos = pos + head
+            if (selected is not None and tag not in selected and length != _UNDEFINED
+                    and not (group & 1 and 0x10 <= elem < 0x100)
+                    and tag != _CHARSET and tag != _PIXEL_REPRESENTATION):
+                # --tags: an element nobody asked for, that interprets no other: skip it
+                # without even resolving its VR
+                seen_sequence = seen_sequence or vr == "SQ"
+                pos = value_pos + length
+                if pos > size:
+                    raise Unsupported("a value runs past the end of the file")
+                continue
             if vr is None or vr == "UN":
                 vr = self.resolve_vr(tag, vr, length, value_pos, creators, top)
                 buf, base = self.buf, self.base
