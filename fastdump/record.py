@@ -188,8 +188,6 @@ def failed(entry: Entry | Problem, reason: str, partial: dict | None = None) -> 
     return Outcome(entry, error_line=line)
 
 
-
-
 @contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
     # SIGALRM only works in a process's main thread: true in pool workers and
