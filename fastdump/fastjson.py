@@ -20,8 +20,8 @@ from pydicom.charset import decode_bytes
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import TEXT_VR_DELIMS
 
+from .convert import BINARY_VRS
 from .fastread import (
-    BINARY_VRS,
     LATIN1,
     Header,
     RawDataset,

@@ -21,6 +21,7 @@ from pydicom.datadict import _dictionary_vr_fast, dictionary_VR, private_diction
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, TEXT_VR_DELIMS, VR
 
 from . import read
+from .convert import BINARY_VRS
 
 FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
 AFTER_SEEK = 1 << 14  # after skipping a bulk value, read little: the header may end soon
@@ -32,7 +33,6 @@ DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 
 # Encodings that decode any byte: pydicom never warns about their text.
 LATIN1 = ("iso8859", ["iso8859"], ["latin_1"], ["iso8859_1"], ["iso-8859-1"], "latin_1")
-BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _AMBIGUOUS = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
 _VR_NAMES = {str(v.value).encode(): str(v.value) for v in VR if len(v.value) == 2}
 _LONG = frozenset(str(v.value).encode() for v in EXPLICIT_VR_LENGTH_32)
@@ -480,37 +480,31 @@ def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:
     return parts[0].rstrip("\0 ")
 
 
-
 _dictionary_cache: dict[int, str | None] = {}
 _fast_cache: dict[int, str | None] = {}
 _private_cache: dict[tuple[int, str], str] = {}
 
 
 def _dictionary_vr(tag: int) -> str | None:
-    try:
-        return _dictionary_cache[tag]
-    except KeyError:
-        pass
-    try:
-        found: str | None = str(dictionary_VR(tag))
-    except KeyError:
-        found = None
-    if len(_dictionary_cache) < 100_000:
-        _dictionary_cache[tag] = found
-    return found
+    return _memoized(_dictionary_cache, dictionary_VR, tag)
 
 
 def _fast_vr(tag: int) -> str | None:
+    return _memoized(_fast_cache, _dictionary_vr_fast, tag)
+
+
+def _memoized(cache: dict[int, str | None], lookup: Any, tag: int) -> str | None:
+    """``str(lookup(tag))``, None for an unknown tag; remembered (up to a bound)."""
     try:
-        return _fast_cache[tag]
+        return cache[tag]
     except KeyError:
         pass
     try:
-        found: str | None = str(_dictionary_vr_fast(tag))
+        found: str | None = str(lookup(tag))
     except KeyError:
         found = None
-    if len(_fast_cache) < 100_000:
-        _fast_cache[tag] = found
+    if len(cache) < 100_000:
+        cache[tag] = found
     return found
 
 

@@ -87,18 +87,14 @@ def opened(path: str, size: int | None = None) -> Iterator[BoundedReader]:
 
 
 def read_dataset(
-    source: str | BoundedReader, bulk_threshold: int, tags: frozenset[int] | None = None
+    fp: BoundedReader, bulk_threshold: int, tags: frozenset[int] | None = None
 ) -> Dataset:
-    """Read the header of ``source``; raise :class:`NotDicomError` if it is not DICOM.
+    """Read the header of ``fp``; raise :class:`NotDicomError` if it is not DICOM.
 
     Pass an open file (from :func:`opened`) and keep it open while converting:
     pydicom reads deferred text values from it. With ``tags`` (--tags), only
     those top-level elements (and what they need) are read.
     """
-    if isinstance(source, str):
-        with opened(source) as fp:
-            return read_dataset(fp, bulk_threshold, tags)
-    fp = source
     head = fp.read(132)
     fp.seek(0)
     if len(head) == 0:

@@ -114,11 +114,9 @@ def dump(
     previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
     writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    job = _Job(summary, previous, writer, progress, resume)
-    job.shard = shard
-    job.scheduler = scheduler
+    job = _Job(summary, previous, writer, progress, resume, shard, scheduler,
+               dedupe=len(paths) + (files_from is not None) > 1)
     try:
-        job.dedupe = len(paths) + (files_from is not None) > 1
         job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
     except KeyboardInterrupt:
         summary.interrupted = True
@@ -135,16 +133,16 @@ class _Job:
     """The state of one run: counters, progress bar, what the walk has seen."""
 
     def __init__(self, summary: Summary, previous: ledger.Ledger, writer: Writer, progress: bool,
-                 resume: bool):
+                 resume: bool, shard: Shard | None, scheduler: str | None, dedupe: bool):
         self.summary = summary
         self.previous = previous
         self.writer = writer
         # --resume: every path found now, to tell changed and gone files (a fresh run
         # keeps no per-file state, so its memory stays flat however big the archive)
         self.current: dict[str, ledger.Stat] | None = {} if resume else None
-        self.dedupe = True  # several inputs may reach a file twice
-        self.shard: Shard | None = None  # --shard: files of other shards are not this run's
-        self.scheduler: str | None = None  # --scheduler: a Dask cluster instead of local processes
+        self.dedupe = dedupe  # several inputs may reach a file twice
+        self.shard = shard  # --shard: files of other shards are not this run's
+        self.scheduler = scheduler  # --scheduler: a Dask cluster instead of local processes
         self.bar = tqdm(total=0, unit="file", file=sys.stderr, disable=not progress,
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
