@@ -68,7 +68,7 @@ def fast_record(
 def record_from_header(
     header: Header, path: str, size: int, mtime: float, bulk_threshold: int
 ) -> dict[str, Any]:
-    conv = _Converter(file_uri(path), (bulk_threshold // 4) * 3)
+    conv = _Converter(path, (bulk_threshold // 4) * 3)
     return {
         "path": path,
         "size": size,
@@ -89,9 +89,13 @@ def _key(tag: int) -> str:
 
 
 class _Converter:
-    def __init__(self, uri: str, inline_max: int) -> None:
-        self.uri = uri
+    def __init__(self, path: str, inline_max: int) -> None:
+        self.path = path
         self.inline_max = inline_max  # longest binary value written inline
+
+    def bulk(self, vr: str, offset: int, length: int) -> dict[str, str]:
+        # the URI is built only for files that have bulk values (--tags: few do)
+        return {"vr": vr, "BulkDataURI": f"{file_uri(self.path)}?offset={offset}&length={length}"}
 
     def dataset(self, ds: RawDataset) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -104,7 +108,7 @@ class _Converter:
             elif vr in BINARY_VRS:
                 out[key] = self.binary(vr, value, offset, length)
             elif value is None and length:  # deferred under --bulk-any-vr
-                out[key] = {"vr": vr, "BulkDataURI": f"{self.uri}?offset={offset}&length={length}"}
+                out[key] = self.bulk(vr, offset, length)
             elif not length:
                 out[key] = {"vr": vr}
             else:
@@ -118,7 +122,7 @@ class _Converter:
         if not length:
             return {"vr": vr}
         if length > self.inline_max:
-            return {"vr": vr, "BulkDataURI": f"{self.uri}?offset={offset}&length={length}"}
+            return self.bulk(vr, offset, length)
         return {"vr": vr, "InlineBinary": b64encode(value).decode("ascii")}
 
 
@@ -159,7 +163,11 @@ def _ae(value: bytes, encodings: Any, latin1: bool) -> list[str]:
 
 def _ui(value: bytes, encodings: Any, latin1: bool) -> list[str]:
     # pydicom's UID class strips each value
-    return _listed([s.strip() for s in value.decode("latin-1").rstrip("\0 ").split("\\")])
+    text = value.decode("latin-1").rstrip("\0 ")
+    if "\\" not in text:  # the usual single UID, without the list's cost
+        text = text.strip()
+        return [text] if text else []
+    return [s.strip() for s in text.split("\\")]
 
 
 def _ur(value: bytes, encodings: Any, latin1: bool) -> list[str]:

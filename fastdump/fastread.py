@@ -15,15 +15,18 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO
 
+import pydicom.uid
 from pydicom import config
 from pydicom.charset import convert_encodings, decode_bytes, default_encoding, python_encoding
 from pydicom.datadict import _dictionary_vr_fast, dictionary_VR, private_dictionary_VR
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, TEXT_VR_DELIMS, VR
 
 from . import read
 from .convert import BINARY_VRS
 
 FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
+FIRST_READ_TAGS = 1 << 13  # --tags: the selected elements are usually in the first KBs
 AFTER_SEEK = 1 << 14  # after skipping a bulk value, read little: the header may end soon
 MAX_READ = 1 << 20
 
@@ -52,6 +55,11 @@ _tag_length = struct.Struct("<HHL").unpack_from
 _explicit_head = struct.Struct("<HH2sH").unpack_from
 _u32 = struct.Struct("<L").unpack_from
 _u16 = struct.Struct("<H").unpack_from
+# the skip loop compares VRs as 16-bit numbers: cheaper than 2-byte strings
+_explicit_head_u16 = struct.Struct("<HHHH").unpack_from
+_LONG_U16 = frozenset(_u16(vr)[0] for vr in _LONG)
+_SHORT_U16 = frozenset(_u16(vr)[0] for vr in _VR_NAMES if vr not in _LONG)
+_SQ_U16 = _u16(b"SQ")[0]
 
 
 class Unsupported(Exception):
@@ -87,9 +95,6 @@ class Header:
 
 def config_is_default() -> bool:
     """True when pydicom is configured as the fast path assumes (its defaults)."""
-    from pydicom.hooks import hooks, raw_element_value, raw_element_vr
-    from pydicom.uid import PrivateTransferSyntaxes
-
     return (
         config.settings.reading_validation_mode == config.WARN
         and config.settings.infer_sq_for_un_vr
@@ -105,7 +110,7 @@ def config_is_default() -> bool:
         and hooks.raw_element_vr is raw_element_vr
         and hooks.raw_element_value is raw_element_value
         and not hooks.raw_element_kwargs
-        and not PrivateTransferSyntaxes
+        and not pydicom.uid.PrivateTransferSyntaxes
     )
 
 
@@ -119,28 +124,36 @@ def read_header(
     interpretation needs) and parsing stops after the largest of them.
     ``size``, known from the walk, spares object stores a request to learn it.
     """
-    with read.open_source(path, size) as fp:
-        return _Parser(fp, bulk_threshold, tags, bulk_vrs).header()
+    # unbuffered: the parser reads in large blocks itself
+    with read.open_source(path, size, buffered=False) as fp:
+        return _Parser(fp, bulk_threshold, tags, bulk_vrs, size).header()
 
 
 class _Parser:
     def __init__(
         self, fp: BinaryIO, bulk_threshold: int, tags: frozenset[int] | None,
-        bulk_vrs: frozenset[str] = BINARY_VRS,
+        bulk_vrs: frozenset[str] = BINARY_VRS, size: int | None = None,
     ) -> None:
         self.bulk_vrs = bulk_vrs  # VRs whose long values are never read
         self.fp = fp
-        fp.seek(0, 2)
-        self.size = fp.tell()
-        fp.seek(0)
-        self.buf = fp.read(self.size if self.size <= 2 * FIRST_READ else FIRST_READ)
+        if size is None:
+            size = fp.seek(0, 2)
+            fp.seek(0)
+        self.size = size  # a file shorter than this is left to pydicom (see need())
+        # --tags usually stops a few KB in: a smaller first read is enough
+        first = FIRST_READ_TAGS if tags else FIRST_READ
+        self.buf = fp.read(size if size <= 2 * first else first)
         self.base = 0  # file offset of buf[0]
         self.fp_pos = len(self.buf)  # where the file object is now
-        self.chunk = FIRST_READ  # grows while reading on, so long headers take few reads
+        self.chunk = first  # grows while reading on, so long headers take few reads
         self.defer = read.defer_size(bulk_threshold)
         self.tags = tags
         self.bound = max(max(tags), _CHARSET) if tags else 0xFFFFFFFF
-        self.top_elements = 0  # elements met at the top level, selected or not
+        # --tags: the top-level elements the skip loop must hand to parse(); private
+        # creators matter only when a private tag is selected (they give its VR)
+        self.stops = _skip_stops(tags) if tags else None
+        self.skip_bound = min(self.bound, 0xFFFDFFFF)  # items and delimiters are never skipped
+        self.saw_element = False  # any element at the top level, selected or not
 
     # -- bytes --------------------------------------------------------------
 
@@ -205,7 +218,7 @@ class _Parser:
         implicit = self.sniff_implicit(pos, ts is None or ts == IMPLICIT_LE)
         dataset = RawDataset(default_encoding, implicit)
         self.parse(dataset, pos, None, top=True)
-        if not self.top_elements:
+        if not self.saw_element:
             raise Unsupported("no dataset element: reported as truncated")
         return Header(meta, dataset)
 
@@ -239,6 +252,10 @@ class _Parser:
         stopped_at = None  # first tag not read, when stopped by --tags
         buf, base = self.buf, self.base  # refreshed after anything that may refill
         while True:
+            if selected is not None:
+                pos, previous, skipped_sequence = self.skip_unselected(pos, previous, implicit)
+                seen_sequence = seen_sequence or skipped_sequence
+                buf, base = self.buf, self.base
             if end is not None and pos >= end:
                 if pos != end:
                     raise Unsupported("an element overruns its item")
@@ -272,7 +289,7 @@ class _Parser:
                 raise Unsupported("elements out of order or repeated")
             previous = tag
             if top:
-                self.top_elements += 1
+                self.saw_element = True
             if group == 0xFFFE:
                 raise Unsupported("item tag where an element was expected")
             head = 8
@@ -359,6 +376,44 @@ class _Parser:
             ds.elements = [e for e in out if len(e) == 5]
         return pos
 
+    def skip_unselected(self, pos: int, previous: int, implicit: bool) -> tuple[int, int, bool]:
+        """--tags: step over top-level elements nobody asked for, as fast as Python can.
+
+        Stops before the first element :meth:`parse` must look at (one in
+        ``self.stops``, out of order, odd, past the buffer or the selection) and
+        returns ``(pos, previous tag, whether a sequence was skipped)``.
+        """
+        buf, base, size = self.buf, self.base, self.size
+        stops, bound = self.stops, self.skip_bound
+        last = base + len(buf) - 12  # an element header (at most 12 bytes) must be buffered
+        start = pos
+        sequence = False
+        while pos <= last:
+            if implicit:
+                group, elem, length = _tag_length(buf, pos - base)
+                head = 8
+            else:
+                group, elem, vr, length = _explicit_head_u16(buf, pos - base)
+                if vr in _SHORT_U16:
+                    head = 8
+                elif vr in _LONG_U16:
+                    length = _u32(buf, pos - base + 8)[0]
+                    head = 12
+                    sequence = sequence or vr == _SQ_U16
+                else:
+                    break
+            tag = group << 16 | elem
+            if tag <= previous or tag > bound or tag in stops or length == _UNDEFINED:
+                break
+            after = pos + head + length
+            if after > size:
+                break
+            previous = tag
+            pos = after
+        if pos != start:
+            self.saw_element = True
+        return pos, previous, sequence
+
     def items(
         self, pos: int, end: int | None, implicit: bool, encodings: Any, depth: int
     ) -> tuple[list[RawDataset], int]:
@@ -422,6 +477,14 @@ class _Parser:
         if found == "SQ" or found in _AMBIGUOUS:
             raise Unsupported(f"UN element that pydicom reads as {found}")
         return found
+
+
+def _skip_stops(tags: frozenset[int]) -> frozenset[int]:
+    """The top-level tags the --tags skip loop hands to parse(): the selected ones,
+    those that interpret them (character set, pixel representation, the private
+    creator of each selected private tag), and Pixel Data, where reading ends."""
+    creators = {tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8 for tag in tags if tag >> 16 & 1}
+    return tags | creators | {_CHARSET, _PIXEL_REPRESENTATION} | _PIXEL_TAGS
 
 
 def _transfer_syntax(meta: RawDataset) -> str | None:

@@ -35,17 +35,19 @@ def defer_size(bulk_threshold: int) -> int:
     return (bulk_threshold // 4) * 3
 
 
-def open_source(path: str, size: int | None = None) -> BinaryIO:
+def open_source(path: str, size: int | None = None, buffered: bool = True) -> BinaryIO:
     """Open a file to dump for reading. Every reader of DICOM bytes goes through here.
 
     URLs (``s3://...``) are opened through fsspec, fetching only what is read;
     ``size``, when known from the listing, spares a request to learn it.
+    ``buffered=False`` suits a reader that reads in large blocks itself: a local
+    file is then read with one system call per read.
     """
     if "://" in path:
         from .remote import open_url
 
         return open_url(path, size)
-    return open(path, "rb")
+    return open(path, "rb", buffering=-1 if buffered else 0)
 
 
 class BoundedReader:

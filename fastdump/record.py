@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -103,7 +103,7 @@ def error_record(
 def dumps_line(record: dict[str, Any]) -> bytes:
     """One JSON line. Paths that are not valid UTF-8 keep their surrogate escapes."""
     try:
-        return orjson.dumps(record, default=_json_default) + b"\n"
+        return orjson.dumps(record, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         # orjson refuses lone surrogates (undecodable file names); the standard
         # library writes them as \\udcXX escapes, which read back to the same str.
@@ -119,13 +119,23 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-@dataclass(slots=True)
-class Outcome:
-    """A worker's answer for one file: ``payload`` when ok, ``error_line`` when not."""
+class Outcome(NamedTuple):
+    """A worker's answer for one file: ``payload`` when ok, ``error_line`` when not.
 
-    entry: Entry | Problem
+    Flat, so that a batch of them pickles as little more than its bytes.
+    ``size`` and ``mtime`` are those the worker read (the file may have changed
+    since the walk).
+    """
+
+    path: str
+    size: int | None
+    mtime: float | None
     payload: Any = None
     error_line: bytes | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return Entry(self.path, self.size, self.mtime)
 
 
 def process_batch(entries: list[Entry | Problem], opts: Options) -> list[Outcome]:
@@ -133,22 +143,30 @@ def process_batch(entries: list[Entry | Problem], opts: Options) -> list[Outcome
     from .writers import serializer_for  # the worker imports only its format's needs
 
     serialize = serializer_for(opts.format, opts)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _alarm_raises_timeout() as alarm:
         # pydicom warns for every odd value it meets; bad values surface as
         # record warnings instead.
         warnings.simplefilter("ignore")
-        return [_process_one(entry, opts, serialize) for entry in entries]
+        timeout = opts.file_timeout if alarm else None
+        return [_process_one(entry, opts, serialize, timeout) for entry in entries]
 
 
-def _process_one(entry: Entry | Problem, opts: Options, serialize: Callable) -> Outcome:
+def _process_one(
+    entry: Entry | Problem, opts: Options, serialize: Callable, timeout: float | None
+) -> Outcome:
     if isinstance(entry, Problem):
         return failed(entry, entry.error)
     try:
         entry = _restat(entry)
-        with _time_limit(opts.file_timeout):
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
             record = read_record(entry.path, entry.size, entry.mtime, opts.bulk_threshold,
                                  opts.tags, opts.bulk_any_vr)
-            return Outcome(entry, payload=serialize(record))
+            return Outcome(entry.path, entry.size, entry.mtime, payload=serialize(record))
+        finally:
+            if timeout:
+                signal.setitimer(signal.ITIMER_REAL, 0)
     except TruncatedError as exc:
         return failed(entry, f"TruncatedError: {exc.args[0]}", partial=exc.args[1])
     except FileNotFoundError:
@@ -185,24 +203,27 @@ def _restat(entry: Entry) -> Entry:
 def failed(entry: Entry | Problem, reason: str, partial: dict | None = None) -> Outcome:
     """The outcome of a file that could not be dumped."""
     line = dumps_line(error_record(entry.path, reason, entry.size, entry.mtime, partial))
-    return Outcome(entry, error_line=line)
+    return Outcome(entry.path, entry.size, entry.mtime, error_line=line)
 
 
 @contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    # SIGALRM only works in a process's main thread: true in pool workers and
-    # in the CLI; a library caller on another thread gets no per-file limit.
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
+def _alarm_raises_timeout() -> Iterator[bool]:
+    """While active, SIGALRM raises FileTimeout; yields whether per-file limits can work.
+
+    Installed once per batch (each file then only arms the timer): SIGALRM only
+    works in a process's main thread, true in pool workers and in the CLI; a
+    library caller on another thread gets no per-file limit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield False
         return
 
     def _expire(signum: int, frame: Any) -> None:
         raise FileTimeout()
 
     previous = signal.signal(signal.SIGALRM, _expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield True
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

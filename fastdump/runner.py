@@ -183,16 +183,15 @@ class _Job:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
-            entry = outcome.entry  # the stat the worker read, in case the file changed since
-            if self.current is not None:
-                self.current[entry.path] = (entry.size, entry.mtime)
+            if self.current is not None:  # the stat the worker read: the file may have changed
+                self.current[outcome.path] = (outcome.size, outcome.mtime)
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
             else:
                 self.writer.write(outcome.entry, outcome.payload)
                 s.ok += 1
-            nbytes += outcome.entry.size or 0
+            nbytes += outcome.size or 0
         self.writer.flush()
         s.bytes += nbytes
         elapsed = max(time.perf_counter() - self.started, 1e-9)

@@ -11,11 +11,14 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A regular file to dump. ``path`` is absolute; size and mtime come from the walk."""
+class Entry(NamedTuple):
+    """A regular file to dump. ``path`` is absolute; size and mtime come from the walk.
+
+    A named tuple: batches of them cross to the workers, and tuples pickle cheaply.
+    """
 
     path: str
     size: int
