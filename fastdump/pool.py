@@ -21,10 +21,9 @@ from typing import Any
 from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
+from .batching import Batch
 from .record import Options, Outcome, failed, process_batch
 from .walk import Entry, Problem
-
-Batch = list[Entry | Problem]
 
 
 class LocalPool:
@@ -47,13 +46,11 @@ class LocalPool:
 
     def kill(self) -> None:
         """Kill every worker; the next submit gets a fresh pool."""
-        get_reusable_executor(max_workers=self.jobs, timeout=60).shutdown(
-            wait=True, kill_workers=True)
+        _executor(self.jobs).shutdown(wait=True, kill_workers=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        # get_reusable_executor hands back a fresh pool after a worker died.
-        with _workers_ignore_ctrl_c():
-            return get_reusable_executor(max_workers=self.jobs, timeout=60).submit(fn, *args)
+        # _executor hands back a fresh pool after a worker died.
+        return _submit(_executor(self.jobs), fn, *args)
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
@@ -63,9 +60,8 @@ class LocalPool:
         blamed on this file.
         """
         for attempt in (1, 2):
-            with _workers_ignore_ctrl_c():
-                executor = get_reusable_executor(max_workers=1, timeout=60)
-                future = executor.submit(fn, *args)
+            executor = _executor(1)
+            future = _submit(executor, fn, *args)
             try:
                 return future.result(timeout=timeout)
             except FutureTimeout:
@@ -86,13 +82,37 @@ def shutdown_local_pool() -> None:
         executor.shutdown(wait=True, kill_workers=True)
 
 
+# Ctrl-C in a terminal goes to the whole process group: the parent stops the
+# run cleanly, and workers must not die printing tracebacks meanwhile. So workers
+# ignore SIGINT: from their first instruction when they inherit it at start
+# (_submit), and in any case once started (_ignore_ctrl_c).
+
+
+def _executor(workers: int) -> Any:
+    # the same arguments every time: other ones would make loky start a new pool
+    return get_reusable_executor(max_workers=workers, timeout=60, initializer=_ignore_ctrl_c)
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _submit(executor: Any, fn: Callable[..., Any], *args: Any) -> Future:
+    """``executor.submit``; workers it starts inherit 'ignore SIGINT'.
+
+    Only a submit that starts workers ignores SIGINT meanwhile: a Ctrl-C that
+    comes while the parent ignores it is lost.
+    """
+    processes = getattr(executor, "_processes", None)  # loky starts missing workers in submit
+    if processes is not None and len(processes) >= executor._max_workers:
+        return executor.submit(fn, *args)
+    with _workers_ignore_ctrl_c():
+        return executor.submit(fn, *args)
+
+
 @contextlib.contextmanager
 def _workers_ignore_ctrl_c() -> Iterator[None]:
-    """Workers started in here inherit 'ignore SIGINT'.
-
-    Ctrl-C in a terminal goes to the whole process group: the parent stops
-    the run cleanly, and workers must not die printing tracebacks meanwhile.
-    """
+    """Workers started in here inherit 'ignore SIGINT'."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

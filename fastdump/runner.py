@@ -23,9 +23,10 @@ import pydicom
 from tqdm import tqdm
 
 from . import __version__, ledger
+from .batching import BatchSizer, batches
 from .errors import InputNotFoundError, OptionError, OutputDirError
 from .parquet import check_columns
-from .pool import Batch, LocalPool, run
+from .pool import LocalPool, run
 from .record import Options
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
@@ -78,7 +79,7 @@ def dump(
     files_from: Iterable[str] | None = None,
     follow_symlinks: bool = False,
     file_timeout: float | None = 300.0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     scheduler: str | None = None,
     columns: Sequence[str] | str | None = None,
     shard: Shard | str | None = None,
@@ -95,6 +96,8 @@ def dump(
     A path may be a URL (``s3://bucket/prefix/``, any fsspec protocol).
     ``scheduler`` runs the batches on a Dask cluster (``tcp://host:port``, or
     ``"local"`` for a LocalCluster of ``jobs`` processes) instead of local processes.
+    ``batch_size``: files per batch; by default batches are sized by the work they
+    take (see :mod:`fastdump.batching`).
     """
     paths = [os.fspath(p) for p in paths]
     jobs = _resolve_jobs(jobs)
@@ -147,13 +150,16 @@ class _Job:
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
 
-    def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int, size: int):
+    def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
+            batch_size: int | None):
         found = _walk_in_background(inputs, follow, self.dedupe)
-        batches = _batches(self._to_read(found), size)
         with _open_pool(self.scheduler, jobs) as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
-            for outcomes in run(pool, batches, opts, in_flight=2 * pool.jobs):
+            sizer = BatchSizer(pool.jobs, batch_size)
+            work = batches(self._to_read(found), sizer)
+            for outcomes in run(pool, work, opts, in_flight=2 * pool.jobs):
                 self._write(outcomes)
+                sizer.finished(len(outcomes))
 
     def _to_read(self, found: Iterator[Found]) -> Iterator[Entry | Problem]:
         """Count what the walk finds and pass on what must be read now."""
@@ -257,17 +263,6 @@ def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextMa
     return DaskPool(scheduler, jobs)
 
 
-def _batches(items: Iterator[Entry | Problem], size: int) -> Iterator[Batch]:
-    batch: Batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _resolve_jobs(jobs: int | None) -> int:
     cores = os.cpu_count() or 1
     if jobs is None or jobs == 0:
@@ -277,12 +272,13 @@ def _resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _check_options(fmt: str, bulk_threshold: int, batch_size: int, timeout: float | None):
+def _check_options(fmt: str, bulk_threshold: int, batch_size: int | None,
+                   timeout: float | None):
     if fmt not in FORMATS:
         raise OptionError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if bulk_threshold < 0:
         raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {bulk_threshold}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch size must be at least 1, not {batch_size}")
     if timeout is not None and timeout <= 0:
         raise OptionError(f"--file-timeout must be more than 0 seconds, not {timeout}")
