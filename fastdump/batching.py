@@ -16,7 +16,7 @@ from .walk import Entry, Problem
 
 Batch = list[Entry | Problem]
 
-TARGET_SECONDS = 0.1  # of one worker's time per batch
+TARGET_SECONDS = 0.05  # of one worker's time per batch
 FIRST = 32  # files per batch before any batch has finished
 MOST = 256  # bounds what a killed run redoes and how long a hung worker goes unnoticed
 _SMOOTHING = 0.2  # weight of the latest batch in the running estimate

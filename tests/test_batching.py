@@ -64,9 +64,10 @@ def test_batches_hold_every_file_once_at_the_size_asked(clock):
     for batch in batches(iter(entries), sizer):
         sizes.append(len(batch))
         done.extend(batch)
-        finish(sizer, clock, len(batch), 1e-3 if len(done) < 2000 else 0.05)
+        finish(sizer, clock, len(batch), 1e-3 if len(done) < 2000 else 0.01)
     assert done == entries
-    assert sizes[0] == FIRST and max(sizes) == 100 and sizes[-2] == 2
+    assert sizes[0] == FIRST
+    assert max(sizes) == round(TARGET_SECONDS / 1e-3) and sizes[-2] == round(TARGET_SECONDS / 0.01)
 
 
 def test_a_dump_sized_by_work_equals_one_file_per_batch(archive, tmp_path):
