@@ -105,9 +105,27 @@ def _submit(executor: Any, fn: Callable[..., Any], *args: Any) -> Future:
     """
     processes = getattr(executor, "_processes", None)  # loky starts missing workers in submit
     if processes is not None and len(processes) >= executor._max_workers:
-        return executor.submit(fn, *args)
+        with _ctrl_c_deferred():
+            return executor.submit(fn, *args)
     with _workers_ignore_ctrl_c():
         return executor.submit(fn, *args)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """A Ctrl-C in here stops the run once the block is done: loky's bookkeeping of
+    a submit cut in half shows as a traceback when the pool shuts down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
