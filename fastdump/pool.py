@@ -115,7 +115,8 @@ def _submit(executor: Any, fn: Callable[..., Any], *args: Any) -> Future:
 def _ctrl_c_deferred() -> Iterator[None]:
     """A Ctrl-C in here stops the run once the block is done: loky's bookkeeping of
     a submit cut in half shows as a traceback when the pool shuts down."""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # started with Ctrl-C off
         yield
         return
     pressed: list[int] = []
