@@ -12,6 +12,7 @@ hand the file to pydicom, whose output is the reference.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any, BinaryIO
 
@@ -149,9 +150,7 @@ class _Parser:
         self.defer = read.defer_size(bulk_threshold)
         self.tags = tags
         self.bound = max(max(tags), _CHARSET) if tags else 0xFFFFFFFF
-        # --tags: the top-level elements the skip loop must hand to parse(); private
-        # creators matter only when a private tag is selected (they give its VR)
-        self.stops = _skip_stops(tags) if tags else None
+        self.stops = _skip_stops(tags) if tags else None  # --tags: see skip_unselected()
         self.skip_bound = min(self.bound, 0xFFFDFFFF)  # items and delimiters are never skipped
         self.saw_element = False  # any element at the top level, selected or not
 
@@ -479,6 +478,7 @@ class _Parser:
         return found
 
 
+@functools.lru_cache(maxsize=64)  # one selection per run: computed once, not per file
 def _skip_stops(tags: frozenset[int]) -> frozenset[int]:
     """The top-level tags the --tags skip loop hands to parse(): the selected ones,
     those that interpret them (character set, pixel representation, the private
