@@ -176,7 +176,11 @@ def _ur(value: bytes, encodings: Any, latin1: bool) -> list[str]:
 
 def _text_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:
     # SH, LO, UC: each value loses its trailing padding
-    return _listed([s.rstrip("\0 ") for s in _decode(value, encodings, latin1).split("\\")])
+    text = _decode(value, encodings, latin1)
+    if "\\" not in text:  # one value, without the list's cost
+        text = text.rstrip("\0 ")
+        return [text] if text else []
+    return [s.rstrip("\0 ") for s in text.split("\\")]
 
 
 def _text_single(value: bytes, encodings: Any, latin1: bool) -> list[str]:
@@ -223,9 +227,10 @@ def _check_pn_encodable(names: list[str], encodings: Any) -> None:
 
 
 def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
-    items = value.decode("latin-1").strip().rstrip(" \x00").split("\\")
-    if len(items) == 1 and not items[0]:
+    text = value.decode("latin-1").strip().rstrip(" \x00")
+    if not text:
         return []
+    items = text.split("\\")
     out = []
     for item in items:
         if not item.strip():
@@ -251,11 +256,15 @@ def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
 
 def _number(vr: str):
     fmt, size = _NUMBERS[vr], _SIZES[vr]
+    one = struct.Struct("<" + fmt).unpack  # most values hold one number
 
     def convert(value: bytes, encodings: Any, latin1: bool) -> list:
-        if len(value) % size:
-            raise Unsupported(f"{vr} value of {len(value)} bytes")
-        return list(struct.unpack(f"<{len(value) // size}{fmt}", value))
+        n = len(value)
+        if n == size:
+            return list(one(value))
+        if n % size:
+            raise Unsupported(f"{vr} value of {n} bytes")
+        return list(struct.unpack(f"<{n // size}{fmt}", value))
 
     return convert
 

@@ -145,6 +145,7 @@ class _Parser:
         first = FIRST_READ_TAGS if tags else FIRST_READ
         self.buf = fp.read(size if size <= 2 * first else first)
         self.base = 0  # file offset of buf[0]
+        self.buf_end = len(self.buf)  # file offset just past the buffer
         self.fp_pos = len(self.buf)  # where the file object is now
         self.chunk = first  # grows while reading on, so long headers take few reads
         self.defer = read.defer_size(bulk_threshold)
@@ -158,12 +159,11 @@ class _Parser:
 
     def need(self, pos: int, n: int) -> int:
         """Make sure bytes [pos, pos+n) are buffered; return pos's index in buf."""
-        i = pos - self.base
-        if i >= 0 and i + n <= len(self.buf):
-            return i
+        if self.base <= pos and pos + n <= self.buf_end:
+            return pos - self.base
         if pos < 0 or pos + n > self.size:
             raise Unsupported("an element runs past the end of the file")
-        end_buffered = self.base + len(self.buf)
+        end_buffered = self.buf_end
         if self.base <= pos <= end_buffered:
             keep, start = self.buf[pos - self.base:], end_buffered
             self.chunk = min(2 * self.chunk, MAX_READ)
@@ -177,7 +177,8 @@ class _Parser:
         self.fp_pos = start + len(data)
         self.buf = keep + data
         self.base = pos
-        if pos + n > self.base + len(self.buf):
+        self.buf_end = pos + len(self.buf)
+        if pos + n > self.buf_end:
             raise Unsupported("the file is shorter than its size said")
         return 0
 
@@ -249,12 +250,13 @@ class _Parser:
         seen_sequence = False
         ambiguous = False
         stopped_at = None  # first tag not read, when stopped by --tags
-        buf, base = self.buf, self.base  # refreshed after anything that may refill
+        # refreshed after anything that may refill the buffer
+        buf, base, buf_end = self.buf, self.base, self.buf_end
         while True:
             if selected is not None:
                 pos, previous, skipped_sequence = self.skip_unselected(pos, previous, implicit)
                 seen_sequence = seen_sequence or skipped_sequence
-                buf, base = self.buf, self.base
+                buf, base, buf_end = self.buf, self.base, self.buf_end
             if end is not None and pos >= end:
                 if pos != end:
                     raise Unsupported("an element overruns its item")
@@ -263,10 +265,10 @@ class _Parser:
                 if not (top or meta_group) or (top and pos < size):
                     raise Unsupported("file ends inside an element")
                 break
+            if pos < base or pos + 8 > buf_end:
+                self.need(pos, 8)
+                buf, base, buf_end = self.buf, self.base, self.buf_end
             i = pos - base
-            if i < 0 or i + 8 > len(buf):
-                i = self.need(pos, 8)
-                buf, base = self.buf, self.base
             if implicit:
                 group, elem, length = _tag_length(buf, i)
                 raw_vr = None
@@ -299,11 +301,11 @@ class _Parser:
                 if vr is None:
                     raise Unsupported(f"unknown VR {raw_vr!r}")
                 if raw_vr in _LONG:
-                    if i + 12 <= len(buf):
+                    if pos + 12 <= buf_end:
                         length = _u32(buf, i + 8)[0]
                     else:
                         length = _u32(self.value(pos + 8, 4))[0]
-                        buf, base = self.buf, self.base
+                        buf, base, buf_end = self.buf, self.base, self.buf_end
                     head = 12
             value_pos = pos + head
             if (selected is not None and tag not in selected and length != _UNDEFINED
@@ -318,7 +320,7 @@ class _Parser:
                 continue
             if vr is None or vr == "UN":
                 vr = self.resolve_vr(tag, vr, length, value_pos, creators, top)
-                buf, base = self.buf, self.base
+                buf, base, buf_end = self.buf, self.base, self.buf_end
             if vr == "OB or OW":
                 if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
                     raise Unsupported(f"'OB or OW' element {tag:08X}")
@@ -328,7 +330,7 @@ class _Parser:
                 if vr != "SQ":
                     raise Unsupported("undefined length value that is not a sequence")
                 items, pos = self.items(value_pos, None, implicit, ds.encodings, depth)
-                buf, base = self.buf, self.base
+                buf, base, buf_end = self.buf, self.base, self.buf_end
                 seen_sequence = True
                 if keep:
                     out.append((tag, "SQ", items, value_pos, length))
@@ -340,7 +342,7 @@ class _Parser:
                 seen_sequence = True
                 if keep:
                     items, _ = self.items(value_pos, pos, implicit, ds.encodings, depth)
-                    buf, base = self.buf, self.base
+                    buf, base, buf_end = self.buf, self.base, self.buf_end
                     out.append((tag, vr, items, value_pos, length))
                 continue
             is_creator = group & 1 and 0x10 <= elem < 0x100
@@ -351,14 +353,14 @@ class _Parser:
                     raise Unsupported(f"ambiguous VR {vr} here")
                 ambiguous = True
                 value = self.value(value_pos, length)
-                buf, base = self.buf, self.base
+                buf, base, buf_end = self.buf, self.base, self.buf_end
             elif vr in self.bulk_vrs and length > self.defer and not meta_group:
                 value = None  # never read: written as a BulkDataURI
-            elif 0 <= value_pos - base and pos - base <= len(buf):
+            elif base <= value_pos and pos <= buf_end:
                 value = buf[value_pos - base:pos - base]
             else:
                 value = self.value(value_pos, length)
-                buf, base = self.buf, self.base
+                buf, base, buf_end = self.buf, self.base, self.buf_end
             if is_creator:
                 creators[tag] = _creator(value, vr, ds.encodings)
             if tag == _CHARSET:
@@ -384,7 +386,7 @@ class _Parser:
         """
         buf, base, size = self.buf, self.base, self.size
         stops, bound = self.stops, self.skip_bound
-        last = base + len(buf) - 12  # an element header (at most 12 bytes) must be buffered
+        last = self.buf_end - 12  # an element header (at most 12 bytes) must be buffered
         start = pos
         sequence = False
         while pos <= last:
