@@ -258,12 +258,16 @@ def check_accounting(out, archive) -> dict[str, dict]:
     return rows
 
 
-def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
+def dump_in_small_parts(archive, out, monkeypatch) -> dict[str, dict]:
+    """A parquet run of many small parts (8 rows each); its checked rows."""
     monkeypatch.setattr(parquet, "PART_ROWS", 8)
+    fastdump.dump([archive], out, format="parquet", jobs=2, progress=False, batch_size=4)
+    return check_accounting(out, archive)
+
+
+def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    fastdump.dump([small_archive], out, format="parquet", jobs=2, progress=False,
-                  batch_size=4)
-    before = check_accounting(out, small_archive)
+    before = dump_in_small_parts(small_archive, out, monkeypatch)
     parts = sorted(out.glob("part-*.parquet"))
     assert len(parts) >= 4
     index = jsonl(out / "index.jsonl")
@@ -288,11 +292,8 @@ def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
 
 
 def test_resume_after_the_archive_changed(small_archive, tmp_path, monkeypatch):
-    monkeypatch.setattr(parquet, "PART_ROWS", 8)
     out = tmp_path / "out"
-    fastdump.dump([small_archive], out, format="parquet", jobs=2, progress=False,
-                  batch_size=4)
-    before = check_accounting(out, small_archive)
+    before = dump_in_small_parts(small_archive, out, monkeypatch)
     names = sorted(before)
     gone, changed = names[3], names[12]
     os.remove(gone)
