@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .api import iter_records, read_record, read_tags  # noqa: E402
-from .errors import (  # noqa: E402
+from ._version import __version__
+from .api import iter_records, read_record, read_tags
+from .errors import (
     FastdumpError,
+    FastPathError,
     InputNotFoundError,
     MergeError,
     NotDicomError,
@@ -20,11 +20,13 @@ from .errors import (  # noqa: E402
     SchedulerError,
     TruncatedError,
 )
-from .merge import merge  # noqa: E402
-from .runner import FORMATS, Summary, dump  # noqa: E402
+from .merge import merge
+from .runner import FORMATS, dump
+from .types import Summary
 
 __all__ = [
     "FORMATS",
+    "FastPathError",
     "FastdumpError",
     "InputNotFoundError",
     "MergeError",

@@ -7,14 +7,18 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from . import record
+from .record import FileTimeout, describe_failure, error_record
+from .record import read_record as _read
 from .selection import parse_tags
-from .walk import Entry, Problem, walk
+from .types import Entry, Problem, ReadSettings
+from .walk import walk
+
+TagSpec = str | Iterable[str | int] | None
 
 
 def read_record(
-    path: str | os.PathLike, *, bulk_threshold: int = 1024,
-    tags: str | Iterable[str | int] | None = None, bulk_any_vr: bool = False,
+    path: str | os.PathLike, *, bulk_threshold: int = 1024, tags: TagSpec = None,
+    bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's record as written to dump.jsonl: path, size, mtime, meta, dataset.
 
@@ -22,21 +26,19 @@ def read_record(
     those top-level elements. ``bulk_any_vr``: values longer than the threshold
     of every VR PS3.18 allows as bulk data (DS, FL, FD, UT, ...) are not read
     but written as ``BulkDataURI``, not only binary ones. Raises
-    :class:`~fastdump.errors.NotDicomError` for a file that is not DICOM, and
-    ``OSError`` when it cannot be read.
+    :class:`~fastdump.errors.NotDicomError` for a file that is not DICOM,
+    :class:`~fastdump.errors.TruncatedError` (with ``.reason`` and ``.partial``)
+    for a truncated one, and ``OSError`` when it cannot be read.
     """
-    selected = parse_tags(tags)
+    settings = _settings(bulk_threshold, tags, bulk_any_vr)
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return record.read_record(path, st.st_size, st.st_mtime, bulk_threshold, selected,
-                                  bulk_any_vr)
+    return _quietly_read(Entry(path, st.st_size, st.st_mtime), settings)
 
 
 def read_tags(
-    path: str | os.PathLike, *, bulk_threshold: int = 1024,
-    tags: str | Iterable[str | int] | None = None, bulk_any_vr: bool = False,
+    path: str | os.PathLike, *, bulk_threshold: int = 1024, tags: TagSpec = None,
+    bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's dataset as a DICOM JSON Model object (PS3.18 Annex F.2).
 
@@ -52,25 +54,39 @@ def iter_records(
     paths: Iterable[str | os.PathLike],
     *,
     bulk_threshold: int = 1024,
+    tags: TagSpec = None,
+    bulk_any_vr: bool = False,
     follow_symlinks: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Yield a record (or an error record with ``"error"``) per file under ``paths``.
+    """Yield a record, or an error record, per file under ``paths``.
 
-    Runs in this process, one file at a time: for a notebook or a quick look.
-    Use :func:`fastdump.dump` for whole archives.
+    An error record is the errors.jsonl line: ``{"path", "size", "mtime",
+    "error"}`` and, for a truncated file, ``"partial"``. Runs in this process,
+    one file at a time: for a notebook or a quick look; use
+    :func:`fastdump.dump` for whole archives.
     """
+    settings = _settings(bulk_threshold, tags, bulk_any_vr)
     for found in walk((os.fspath(p) for p in paths), follow_symlinks=follow_symlinks):
         if isinstance(found, Problem):
-            yield record.error_record(found.path, found.error, found.size, found.mtime)
+            yield error_record(found.path, found.error, found.size, found.mtime)
         elif isinstance(found, Entry):
-            yield _one(found, bulk_threshold)
+            yield _one(found, settings)
 
 
-def _one(entry: Entry, bulk_threshold: int) -> dict[str, Any]:
+def _settings(bulk_threshold: int, tags: TagSpec, bulk_any_vr: bool) -> ReadSettings:
+    return ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
+                        bulk_any_vr=bulk_any_vr)
+
+
+def _quietly_read(entry: Entry, settings: ReadSettings) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bad values surface as the record's "warnings"
+        return _read(entry.path, entry.size, entry.mtime, settings)[0]
+
+
+def _one(entry: Entry, settings: ReadSettings) -> dict[str, Any]:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return record.read_record(entry.path, entry.size, entry.mtime, bulk_threshold)
-    except Exception as exc:  # noqa: BLE001 - a bad file is a record, not a crash
-        return record.error_record(entry.path, f"{type(exc).__name__}: {exc}",
-                                   entry.size, entry.mtime)
+        return _quietly_read(entry, settings)
+    except (Exception, FileTimeout) as exc:  # noqa: BLE001 - a bad file is a record
+        reason, partial = describe_failure(exc)
+        return error_record(entry.path, reason, entry.size, entry.mtime, partial)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from .walk import Entry, Problem
-
-Batch = list[Entry | Problem]
+from .types import Batch, Entry, Problem
 
 TARGET_SECONDS = 0.05  # of one worker's time per batch
 FIRST = 32  # files per batch before any batch has finished

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING
 
-from . import __version__
+from ._version import __version__
 from .errors import FastdumpError
-from .pool import shutdown_local_pool
-from .runner import FORMATS, Summary, dump
+from .formats import FORMATS
+
+if TYPE_CHECKING:
+    from .types import Summary
 
 DUMP_HELP = """\
 Dump the header of every DICOM file under PATH... into OUTDIR.
@@ -19,7 +23,11 @@ Dump the header of every DICOM file under PATH... into OUTDIR.
 Writes OUTDIR/dump.jsonl (one DICOM JSON record per file), OUTDIR/errors.jsonl
 (one line per file that could not be read, with the reason) and
 OUTDIR/summary.json. Every regular file found is in exactly one of the two.
-A bad file never stops the run; the exit code is 0 when the run finished.
+With -o - the records and error lines go to standard output instead (for
+| jq or | duckdb) and the summary to standard error.
+A bad file never stops the run. Exit codes: 0 the run finished (even with bad
+files), 2 a request that cannot be carried out, 130 interrupted (Ctrl-C; run
+the same command with --resume to finish), 141 standard output closed (-o -).
 """
 
 
@@ -43,7 +51,8 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                    help="DICOM files and/or directories (walked recursively)")
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                    help="output directory (created if missing; must be empty or a fastdump "
-                        "output used with --resume/--overwrite)")
+                        "output used with --resume/--overwrite); '-' writes JSON Lines to "
+                        "standard output")
     p.add_argument("--format", choices=FORMATS, default="jsonl",
                    help="jsonl: DICOM JSON records in dump.jsonl (default); tags: one "
                         "<name>_tags.txt per file listing its tags, input tree mirrored; "
@@ -86,26 +95,45 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dump(args: argparse.Namespace) -> int:
-    files_from = None
-    if args.files_from == "-":
-        files_from = sys.stdin
-    elif args.files_from:
-        try:
-            files_from = open(args.files_from, encoding="utf-8", errors="surrogateescape")
-        except OSError as exc:
-            raise FastdumpError(
-                f"cannot read --files-from {args.files_from}: {exc.strerror}"
-            ) from None
-    summary = dump(
-        args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,
-        overwrite=args.overwrite, progress=not args.no_progress,
-        bulk_threshold=args.bulk_threshold, files_from=files_from,
-        follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
-        scheduler=args.scheduler,
-        columns=args.columns, shard=args.shard, tags=args.tags, bulk_any_vr=args.bulk_any_vr,
-    )
+    from .runner import dump  # the heavy imports, only for this command
+
+    with _path_list(args.files_from) as files_from:
+        summary = dump(
+            args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,
+            overwrite=args.overwrite, progress=not args.no_progress,
+            bulk_threshold=args.bulk_threshold, files_from=files_from,
+            follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
+            scheduler=args.scheduler, columns=args.columns, shard=args.shard,
+            tags=args.tags, bulk_any_vr=args.bulk_any_vr,
+        )
+    if summary.stopped_by == "standard output closed":
+        _silence_stdout()
+        return 141  # as a process killed by SIGPIPE: what a pipe's reader expects
     _report(summary)
     return 130 if summary.interrupted else 0
+
+
+@contextlib.contextmanager
+def _path_list(name: str | None) -> Iterator[IO[str] | None]:
+    """--files-from: standard input for '-', else the file, closed at the end."""
+    if name is None:
+        yield None
+    elif name == "-":
+        yield sys.stdin
+    else:
+        try:
+            fp = open(name, encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise FastdumpError(f"cannot read --files-from {name}: {exc.strerror}") from None
+        with fp:
+            yield fp
+
+
+def _silence_stdout() -> None:
+    """Standard output's reader is gone: later flushes must not fail at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _report(s: Summary) -> None:
@@ -209,12 +237,16 @@ def run() -> None:
     middle of an answer), a timer ends the process: a CLI that is done exits.
     """
     code = main()
-    sys.stdout.flush()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
     sys.stderr.flush()
     timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
     timer.daemon = True
     timer.start()
-    shutdown_local_pool()
+    if "fastdump.pool" in sys.modules:  # workers were started only if the pool was
+        from .pool import shutdown_local_pool
+
+        shutdown_local_pool()
     sys.exit(code)
 
 

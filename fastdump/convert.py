@@ -1,10 +1,10 @@
-"""A pydicom Dataset -> the DICOM JSON Model (PS3.18 Annex F.2).
+"""The pydicom path, part 2: a pydicom Dataset -> the DICOM JSON Model (PS3.18 Annex F.2).
 
 The output is what pydicom's ``Dataset.to_json_dict`` gives, with three
 differences that keep data instead of losing it:
 
-* a binary value that was deferred (too large to inline) becomes a
-  ``BulkDataURI`` pointing at its bytes in the file, without reading them;
+* a value that was deferred (too large to inline) becomes a ``BulkDataURI``
+  pointing at its bytes in the file, without reading them;
 * an element whose value pydicom cannot convert (a DS that is not a number,
   bytes invalid in their character set...) is kept as ``UN`` with its raw bytes
   in ``InlineBinary`` and reported in ``warnings``, instead of losing the file;
@@ -17,19 +17,15 @@ from __future__ import annotations
 import base64
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from pydicom.charset import default_encoding, python_encoding
+from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
+from pydicom.valuerep import VR
 
-# VRs that pydicom (and PS3.18) write as InlineBinary/BulkDataURI.
-BINARY_VRS = frozenset((BYTES_VR | AMBIGUOUS_VR) - {VR.US_SS})
-# Every VR whose value PS3.18 F.2.7 allows as a BulkDataURI (--bulk-any-vr): huge
-# contour points (DS), float arrays (FL/FD) and texts too, not only binary values.
-BULK_ANY_VRS = BINARY_VRS | frozenset(
-    {"DS", "FL", "FD", "IS", "LT", "SL", "SS", "ST", "SV", "UC", "UL", "UR", "US", "UT", "UV"})
+from . import compat, dicom
+from .types import ReadSettings
 
 
 @dataclass
@@ -37,12 +33,11 @@ class Context:
     """What conversion of one file needs to know, and what it found."""
 
     uri: str  # file:// URI of the file, the base of its BulkDataURIs
-    bulk_threshold: int
-    bulk_vrs: frozenset[str] = BINARY_VRS  # long values of these VRs become BulkDataURIs
+    settings: ReadSettings
     warnings: list[dict[str, str]] = field(default_factory=list)
 
     def bulk_uri(self, offset: int, length: int) -> str:
-        return f"{self.uri}?offset={offset}&length={length}"
+        return dicom.bulk_uri(self.uri, offset, length)
 
 
 def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -> dict[str, Any]:
@@ -53,9 +48,9 @@ def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -
     from a copy of its bytes, and their offsets count from the sequence value.
     """
     out: dict[str, Any] = {}
-    checked = _decodes_text(ds)
+    checked = not dicom.never_fails(compat.character_sets(ds))
     for tag in list(ds.keys()):
-        key = f"{tag:08X}"
+        key = dicom.TAG_KEYS[tag]
         raw = ds.get_item(tag, keep_deferred=True)
         try:
             if checked:
@@ -64,23 +59,13 @@ def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -
                 out[key] = _element_to_json(ds, tag, raw, ctx, where + key, base)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the raw bytes
             out[key] = _raw_fallback(ds, raw, ctx, where + key, base, exc)
-    if 0x00080005 in ds:
+    if dicom.CHARSET in ds:
         _check_charset_names(ds, ctx, where)
     return out
 
 
 class CharsetError(ValueError):
     """Text bytes that are not valid in the declared character set."""
-
-
-def _decodes_text(ds: Dataset) -> bool:
-    """True when text in ``ds`` is decoded with a codec that can fail (not latin-1)."""
-    encodings = ds._character_set
-    encodings = [encodings] if isinstance(encodings, str) else encodings
-    return any(e not in _NEVER_FAILING for e in encodings)
-
-
-_NEVER_FAILING = {default_encoding, "latin_1", "iso8859_1", "iso-8859-1"}
 
 
 def _strictly_decoded(
@@ -99,7 +84,7 @@ def _strictly_decoded(
 
 
 def _check_charset_names(ds: Dataset, ctx: Context, where: str) -> None:
-    value = ds.get_item(0x00080005).value
+    value = ds.get_item(dicom.CHARSET).value
     names = [value] if isinstance(value, str | bytes) else list(value or [])
     for name in names:
         name = name.decode("latin-1") if isinstance(name, bytes) else name
@@ -115,26 +100,30 @@ def _element_to_json(
     ds: Dataset, tag: int, raw: RawDataElement | DataElement, ctx: Context, where: str,
     base: int,
 ) -> dict[str, Any]:
+    bulk_vrs = ctx.settings.bulk_vrs
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
         vr = _deferred_vr(ds, tag, raw)
-        if vr in ctx.bulk_vrs:
+        if vr in bulk_vrs:
             return {"vr": vr, "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
     elem = ds[tag]
-    if elem.VR in ctx.bulk_vrs and elem.VR not in BINARY_VRS and elem.file_tell is not None:
+    if elem.VR in bulk_vrs and elem.VR not in dicom.BINARY_VRS and elem.file_tell is not None:
         length = raw.length if isinstance(raw, RawDataElement) else None
-        if length and length != 0xFFFFFFFF and length > (ctx.bulk_threshold // 4) * 3:
+        if (length and length != dicom.UNDEFINED_LENGTH
+                and length > ctx.settings.inline_max):
             return {"vr": elem.VR, "BulkDataURI": ctx.bulk_uri(base + elem.file_tell, length)}
     if elem.VR == VR.SQ:
-        defined = isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF
-        inner = base + raw.value_tell if defined else base
+        inner = base
+        if isinstance(raw, RawDataElement) and raw.length != dicom.UNDEFINED_LENGTH:
+            inner += raw.value_tell  # a defined-length sequence: items count from its value
         items = [
             dataset_to_json(item, ctx, f"{where}[{i}].", inner)
             for i, item in enumerate(elem.value)
         ]
         return {"vr": "SQ", "Value": items}
     return elem.to_json_dict(
-        bulk_data_element_handler=lambda e: ctx.bulk_uri(base + e.file_tell, len(e.value)),
-        bulk_data_threshold=ctx.bulk_threshold,
+        bulk_data_element_handler=lambda e: ctx.bulk_uri(base + cast(int, e.file_tell),
+                                                          len(e.value)),
+        bulk_data_threshold=ctx.settings.bulk_threshold,
     )
 
 
@@ -142,11 +131,12 @@ def _deferred_vr(ds: Dataset, tag: int, raw: RawDataElement) -> str:
     """The VR pydicom would give a deferred element, found without reading its value."""
     # Converting an empty stand-in runs pydicom's own VR logic (implicit VR
     # lookup, private dictionaries, ambiguous-VR correction) at no I/O cost.
-    ds._dict[tag] = raw._replace(value=b"", length=0)
+    elements = compat.raw_elements(ds)
+    elements[tag] = raw._replace(value=b"", length=0)
     try:
         return ds[tag].VR
     finally:
-        ds._dict[tag] = raw
+        elements[tag] = raw
 
 
 def _raw_fallback(
@@ -157,7 +147,7 @@ def _raw_fallback(
     base: int,
     exc: Exception,
 ) -> dict[str, Any]:
-    ds._dict[raw.tag] = raw  # undo a half-done conversion
+    compat.raw_elements(ds)[raw.tag] = raw  # undo a half-done conversion
     vr = raw.VR or "UN"
     ctx.warnings.append({"tag": where, "vr": str(vr), "error": f"{type(exc).__name__}: {exc}"})
     value = raw.value if isinstance(raw, RawDataElement) else None

@@ -4,7 +4,7 @@ Each batch is one task (``client.submit``, ``pure=False`` so that two equal
 batches are never merged into one result); results come back as tasks finish.
 A worker lost mid-run costs its tasks a rerun elsewhere, which Dask does on its
 own. A task whose workers keep dying (a file that crashes the reader every
-time) ends in ``KilledWorker`` for that task only, and :func:`fastdump.pool.run`
+time) ends in ``KilledWorker`` for that task only, and :func:`fastdump.pool.run_batches`
 retries its files one by one, so the file to blame becomes an error record.
 
 (joblib's Dask backend is not used: it hangs for minutes, "rescheduling", when
@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__
-from .errors import OptionError, SchedulerError
+from ._version import __version__
+from .compat import import_optional
+from .errors import SchedulerError
 
 # A task is given up (KilledWorker) after its worker died this many times + 1.
 # For a cluster started here; an existing cluster keeps its scheduler's setting
@@ -39,12 +40,7 @@ class DaskPool:
     """
 
     def __init__(self, scheduler: str, jobs: int = 1) -> None:
-        try:
-            import distributed
-        except ImportError:
-            raise OptionError(
-                "--scheduler needs Dask's distributed: pip install 'fastdump[dask]'"
-            ) from None
+        distributed = import_optional("distributed", "dask", "--scheduler")
         self.lost: tuple[type[BaseException], ...] = (distributed.KilledWorker,)
         self._changed = threading.Condition()
         self._no_worker_since: float | None = None
@@ -160,12 +156,14 @@ def _check_versions(client: Any) -> None:
 
     def probe() -> str | None:
         # A nested function is sent by value: a module-level one would be sent
-        # by name, and fail to load exactly where fastdump is missing.
+        # by name, and fail to load exactly where fastdump is missing. The
+        # worker module is what tasks run: importing it proves they can.
         try:
-            import fastdump
+            import fastdump._version
+            import fastdump.worker  # noqa: F401
         except ImportError:
             return None
-        return fastdump.__version__
+        return fastdump._version.__version__
 
     found = dict(client.run(probe))
     found["scheduler"] = client.run_on_scheduler(probe)

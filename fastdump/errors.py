@@ -1,8 +1,15 @@
 """Exception types. Each message says what was wrong and what to do about it.
 
-A bad DICOM file is never an exception for the caller: it becomes a line in
-``errors.jsonl``. These exceptions are for problems with the request itself.
+A bad DICOM file is never an exception for the caller of :func:`fastdump.dump`:
+it becomes a line in ``errors.jsonl``. The :class:`FastdumpError` family is for
+problems with the request itself; :class:`NotDicomError` and
+:class:`TruncatedError` are what reading one file raises
+(:func:`fastdump.read_record`).
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class FastdumpError(Exception):
@@ -30,8 +37,29 @@ class MergeError(FastdumpError):
 
 
 class NotDicomError(Exception):
-    """Raised inside a worker for a file that does not parse as DICOM."""
+    """A file that does not parse as DICOM."""
 
 
 class TruncatedError(Exception):
-    """A file that ends before the elements it declares. ``args``: (reason, partial record)."""
+    """A file that ends before the elements it declares.
+
+    ``reason`` says where it ends; ``partial`` holds what could be read
+    (``{"meta": ..., "dataset": ...}``), as errors.jsonl's ``"partial"``.
+    """
+
+    def __init__(self, reason: str, partial: dict[str, Any] | None = None) -> None:
+        super().__init__(reason, partial)
+        self.reason = reason
+        self.partial = partial
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class FastPathError(Exception):
+    """The fast path failed in a way other than "unsupported": a bug in fastdump.
+
+    Raised only in strict mode (``FASTDUMP_STRICT=1``, set by the test suite);
+    otherwise the file is read through pydicom and counted in the summary's
+    ``fallbacks`` as ``"fast path error: <type>"``.
+    """

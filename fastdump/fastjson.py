@@ -16,76 +16,30 @@ import warnings
 from base64 import b64encode
 from typing import Any
 
-from pydicom.charset import decode_bytes
-from pydicom.tag import _LUT_DESCRIPTOR_TAGS
-from pydicom.valuerep import TEXT_VR_DELIMS
-
-from .convert import BINARY_VRS
-from .fastread import (
-    LATIN1,
-    Header,
-    RawDataset,
-    Unsupported,
-    config_is_default,
-    read_header,
-    strict_decode,
-)
-from .read import file_uri
+from . import dicom
+from .dicom import BINARY_VRS, TAG_KEYS
+from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, decode_text, read_header
+from .source import file_uri
+from .types import ReadSettings
 
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
             "UV": "Q"}
 _SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBERS.items()}
 _IS_TOKEN = re.compile(rb" *[+-]?[0-9]{1,15} *")
-_keys: dict[int, str] = {}
 
 
-def try_fast_record(
-    path: str, size: int, mtime: float, bulk_threshold: int,
-    tags: frozenset[int] | None = None, bulk_vrs: frozenset[str] = BINARY_VRS,
-) -> dict[str, Any] | None:
-    """The dump.jsonl record of ``path``, or None when pydicom must read the file."""
-    if not config_is_default():
-        return None
-    try:
-        return fast_record(path, size, mtime, bulk_threshold, tags, bulk_vrs)
-    except Unsupported:
-        return None
-    except OSError:
-        raise  # the pydicom path would fail the same way
-    except Exception:  # noqa: BLE001 - whatever this path misjudges, pydicom reads
-        return None
-
-
-def fast_record(
-    path: str, size: int, mtime: float, bulk_threshold: int,
-    tags: frozenset[int] | None = None, bulk_vrs: frozenset[str] = BINARY_VRS,
-) -> dict[str, Any]:
+def fast_record(path: str, size: int, mtime: float | None,
+                settings: ReadSettings) -> dict[str, Any]:
     """The dump.jsonl record of ``path``; raises Unsupported when pydicom must read it."""
-    header = read_header(path, bulk_threshold, tags, size, bulk_vrs)
-    return record_from_header(header, path, size, mtime, bulk_threshold)
+    header = read_header(path, settings, size)
+    return record_from_header(header, path, size, mtime, settings)
 
 
-def record_from_header(
-    header: Header, path: str, size: int, mtime: float, bulk_threshold: int
-) -> dict[str, Any]:
-    conv = _Converter(path, (bulk_threshold // 4) * 3)
-    return {
-        "path": path,
-        "size": size,
-        "mtime": mtime,
-        "meta": conv.dataset(header.meta),
-        "dataset": conv.dataset(header.dataset),
-    }
-
-
-def _key(tag: int) -> str:
-    try:
-        return _keys[tag]
-    except KeyError:
-        key = f"{tag:08X}"
-        if len(_keys) < 200_000:
-            _keys[tag] = key
-        return key
+def record_from_header(header: Header, path: str, size: int, mtime: float | None,
+                       settings: ReadSettings) -> dict[str, Any]:
+    conv = _Converter(path, settings.inline_max)
+    return dicom.record(path, size, mtime, conv.dataset(header.meta),
+                        conv.dataset(header.dataset))
 
 
 class _Converter:
@@ -95,14 +49,14 @@ class _Converter:
 
     def bulk(self, vr: str, offset: int, length: int) -> dict[str, str]:
         # the URI is built only for files that have bulk values (--tags: few do)
-        return {"vr": vr, "BulkDataURI": f"{file_uri(self.path)}?offset={offset}&length={length}"}
+        return {"vr": vr, "BulkDataURI": dicom.bulk_uri(file_uri(self.path), offset, length)}
 
     def dataset(self, ds: RawDataset) -> dict[str, Any]:
         out: dict[str, Any] = {}
         encodings = ds.encodings
-        latin1 = encodings in LATIN1
+        latin1 = dicom.is_latin1(encodings)
         for tag, vr, value, offset, length in ds.elements:
-            key = _keys.get(tag) or _key(tag)
+            key = TAG_KEYS[tag]
             if vr == "SQ":
                 out[key] = {"vr": "SQ", "Value": [self.dataset(item) for item in value]}
             elif vr in BINARY_VRS:
@@ -113,7 +67,7 @@ class _Converter:
                 out[key] = {"vr": vr}
             else:
                 values = _VALUE[vr](value, encodings, latin1)
-                if vr == "SS" and tag in _LUT_DESCRIPTOR_TAGS and len(values) > 1:
+                if vr == "SS" and tag in dicom.LUT_DESCRIPTORS and len(values) > 1:
                     values = _lut_descriptor(values)
                 out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
         return out
@@ -121,7 +75,7 @@ class _Converter:
     def binary(self, vr: str, value: bytes | None, offset: int, length: int) -> dict[str, Any]:
         if not length:
             return {"vr": vr}
-        if length > self.inline_max:
+        if length > self.inline_max or value is None:  # (None: not read, as it is long)
             return self.bulk(vr, offset, length)
         return {"vr": vr, "InlineBinary": b64encode(value).decode("ascii")}
 
@@ -134,15 +88,6 @@ def _lut_descriptor(values: list[int]) -> list[int]:
 
 
 # --- one function per VR: bytes -> the "Value" list (empty: no Value) -------
-
-
-def _decode(value: bytes, encodings: Any, latin1: bool) -> str:
-    if latin1:
-        if b"\x1b" not in value:
-            return value.decode("latin-1")
-        return decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
-                            TEXT_VR_DELIMS)
-    return strict_decode(value, encodings)
 
 
 def _listed(items: list) -> list:
@@ -176,7 +121,7 @@ def _ur(value: bytes, encodings: Any, latin1: bool) -> list[str]:
 
 def _text_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:
     # SH, LO, UC: each value loses its trailing padding
-    text = _decode(value, encodings, latin1)
+    text = decode_text(value, encodings, latin1)
     if "\\" not in text:  # one value, without the list's cost
         text = text.rstrip("\0 ")
         return [text] if text else []
@@ -185,11 +130,11 @@ def _text_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:
 
 def _text_single(value: bytes, encodings: Any, latin1: bool) -> list[str]:
     # ST, LT, UT: backslash is text, not a separator
-    return _listed([_decode(value, encodings, latin1).rstrip("\0 ")])
+    return _listed([decode_text(value, encodings, latin1).rstrip("\0 ")])
 
 
 def _pn(value: bytes, encodings: Any, latin1: bool) -> list[dict[str, str]]:
-    names = _decode(value.rstrip(b"\x00 "), encodings, latin1).split("\\")
+    names = decode_text(value.rstrip(b"\x00 "), encodings, latin1).split("\\")
     if not latin1:
         _check_pn_encodable(names, encodings)
     out = []
@@ -201,7 +146,7 @@ def _pn(value: bytes, encodings: Any, latin1: bool) -> list[dict[str, str]]:
             if len(names) == 1:
                 return []
             # pydicom's to_json_dict fails on an empty name among several
-            raise Unsupported("empty person name among several")
+            raise Unsupported(REJECTED_VALUE, "empty person name among several")
         comps = {"Alphabetic": groups[0]}
         if len(groups) > 1:
             comps["Ideographic"] = groups[1]
@@ -221,9 +166,9 @@ def _check_pn_encodable(names: list[str], encodings: Any) -> None:
             try:
                 PersonName(name, encodings).encode()
             except Exception as exc:  # noqa: BLE001 - pydicom's path reports it
-                raise Unsupported(f"person name: {exc}") from exc
+                raise Unsupported(REJECTED_VALUE, f"person name: {exc}") from exc
         if caught:
-            raise Unsupported("person name pydicom warns about")
+            raise Unsupported(REJECTED_VALUE, "person name pydicom warns about")
 
 
 def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
@@ -234,11 +179,11 @@ def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
     out = []
     for item in items:
         if not item.strip():
-            raise Unsupported("empty DS value among several")
+            raise Unsupported(REJECTED_VALUE, "empty DS value among several")
         try:
             out.append(float(item))  # what pydicom's DSfloat does
         except ValueError as exc:
-            raise Unsupported(f"DS value {item!r}") from exc
+            raise Unsupported(REJECTED_VALUE, f"DS value {item!r}") from exc
     return out
 
 
@@ -249,7 +194,7 @@ def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
     out = []
     for item in items:
         if not _IS_TOKEN.fullmatch(item):
-            raise Unsupported(f"IS value {item!r}")
+            raise Unsupported(REJECTED_VALUE, f"IS value {item!r}")
         out.append(int(item))
     return out
 
@@ -263,7 +208,7 @@ def _number(vr: str):
         if n == size:
             return list(one(value))
         if n % size:
-            raise Unsupported(f"{vr} value of {n} bytes")
+            raise Unsupported(REJECTED_VALUE, f"{vr} value of {n} bytes")
         return list(struct.unpack(f"<{n // size}{fmt}", value))
 
     return convert
@@ -271,7 +216,7 @@ def _number(vr: str):
 
 def _at(value: bytes, encodings: Any, latin1: bool) -> list[str]:
     if len(value) % 4:
-        raise Unsupported(f"AT value of {len(value)} bytes")
+        raise Unsupported(REJECTED_VALUE, f"AT value of {len(value)} bytes")
     words = struct.unpack(f"<{len(value) // 2}H", value)
     return [f"{words[i] << 16 | words[i + 1]:08X}" for i in range(0, len(words), 2)]
 
@@ -285,4 +230,4 @@ _VALUE = {
     **{vr: _number(vr) for vr in _NUMBERS},
 }
 
-__all__ = ["Unsupported", "fast_record", "record_from_header", "try_fast_record"]
+__all__ = ["Unsupported", "fast_record", "record_from_header"]

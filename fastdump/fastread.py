@@ -14,37 +14,35 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import Any, BinaryIO
+import sys
+from typing import IO, Any
 
-import pydicom.uid
-from pydicom import config
-from pydicom.charset import convert_encodings, decode_bytes, default_encoding, python_encoding
-from pydicom.datadict import _dictionary_vr_fast, dictionary_VR, private_dictionary_VR
-from pydicom.hooks import hooks, raw_element_value, raw_element_vr
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, TEXT_VR_DELIMS, VR
-
-from . import read
-from .convert import BINARY_VRS
+from . import compat, dicom, source
+from .dicom import (
+    CHARSET,
+    DEFAULT_ENCODING,
+    EXPLICIT_BE,
+    IMPLICIT_LE,
+    ITEM,
+    ITEM_END,
+    PIXEL_REPRESENTATION,
+    PIXEL_TAGS,
+    SEQUENCE_END,
+    UNDEFINED_LENGTH,
+    BoundedCache,
+    is_private_creator,
+    private_creator_of,
+)
+from .types import ReadSettings
 
 FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
 FIRST_READ_TAGS = 1 << 13  # --tags: the selected elements are usually in the first KBs
 AFTER_SEEK = 1 << 14  # after skipping a bulk value, read little: the header may end soon
 MAX_READ = 1 << 20
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-
-# Encodings that decode any byte: pydicom never warns about their text.
-LATIN1 = ("iso8859", ["iso8859"], ["latin_1"], ["iso8859_1"], ["iso-8859-1"], "latin_1")
-_AMBIGUOUS = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
-_VR_NAMES = {str(v.value).encode(): str(v.value) for v in VR if len(v.value) == 2}
-_LONG = frozenset(str(v.value).encode() for v in EXPLICIT_VR_LENGTH_32)
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-_CHARSET = 0x00080005
-_PIXEL_REPRESENTATION = 0x00280103
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
+_AMBIGUOUS = dicom.AMBIGUOUS_VRS
+_VR_NAMES = {vr.encode(): vr for vr in dicom.VR_NAMES}
+_LONG = frozenset(vr.encode() for vr in dicom.LONG_LENGTH_VRS)
 _MAX_DEPTH = 64
 
 # Tags whose 'US or SS' / 'OB or OW' resolution pydicom does with rules that
@@ -63,8 +61,38 @@ _SHORT_U16 = frozenset(_u16(vr)[0] for vr in _VR_NAMES if vr not in _LONG)
 _SQ_U16 = _u16(b"SQ")[0]
 
 
+# Why a file leaves the fast path: the kinds counted in summary.json's fallback_reasons.
+BIG_ENDIAN = "big endian"
+DEFLATE = "deflate"
+ISO_2022 = "ISO 2022 escapes"
+INVALID_TEXT = "text invalid in its character set"
+CHARSET_KIND = "character set"
+TRUNCATED = "truncated"
+MALFORMED = "malformed structure"
+STRUCTURE = "unusual structure"
+NOT_DICOM = "not DICOM"
+UNKNOWN_VR = "unknown VR"
+AMBIGUOUS_VR = "ambiguous VR"
+UN_ELEMENT = "UN element"
+PRIVATE_CREATOR = "private creator"
+REJECTED_VALUE = "value pydicom rejects"
+PYDICOM_SETTINGS = "pydicom settings"
+_SYNTAX_KIND = {EXPLICIT_BE: BIG_ENDIAN, dicom.DEFLATED_LE: DEFLATE}
+
+
 class Unsupported(Exception):
-    """The file (or one of its elements) is outside what the fast path reproduces."""
+    """The file (or one of its elements) is outside what the fast path reproduces.
+
+    ``kind`` is one of the constants above: the class of reason, counted per run.
+    """
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(kind, detail)
+        self.kind = kind
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
 
 
 class RawDataset:
@@ -95,7 +123,16 @@ class Header:
 
 
 def config_is_default() -> bool:
-    """True when pydicom is configured as the fast path assumes (its defaults)."""
+    """True when pydicom is configured as the fast path assumes (its defaults).
+
+    A process that never imported pydicom cannot have changed its settings.
+    """
+    if "pydicom" not in sys.modules:
+        return True
+    import pydicom.uid
+    from pydicom import config
+    from pydicom.hooks import hooks, raw_element_value, raw_element_vr
+
     return (
         config.settings.reading_validation_mode == config.WARN
         and config.settings.infer_sq_for_un_vr
@@ -115,27 +152,22 @@ def config_is_default() -> bool:
     )
 
 
-def read_header(
-    path: str, bulk_threshold: int, tags: frozenset[int] | None = None, size: int | None = None,
-    bulk_vrs: frozenset[str] = BINARY_VRS,
-) -> Header:
+def read_header(path: str, settings: ReadSettings, size: int | None = None) -> Header:
     """Parse the header of ``path``; raise :class:`Unsupported` if it needs pydicom.
 
-    With ``tags``, only those top-level elements are kept (plus what their
-    interpretation needs) and parsing stops after the largest of them.
+    With ``settings.tags``, only those top-level elements are kept (plus what
+    their interpretation needs) and parsing stops after the largest of them.
     ``size``, known from the walk, spares object stores a request to learn it.
     """
     # unbuffered: the parser reads in large blocks itself
-    with read.open_source(path, size, buffered=False) as fp:
-        return _Parser(fp, bulk_threshold, tags, bulk_vrs, size).header()
+    with source.open_source(path, size, buffered=False) as fp:
+        return _Parser(fp, settings, size).header()
 
 
 class _Parser:
-    def __init__(
-        self, fp: BinaryIO, bulk_threshold: int, tags: frozenset[int] | None,
-        bulk_vrs: frozenset[str] = BINARY_VRS, size: int | None = None,
-    ) -> None:
-        self.bulk_vrs = bulk_vrs  # VRs whose long values are never read
+    def __init__(self, fp: IO[bytes], settings: ReadSettings, size: int | None = None) -> None:
+        tags = settings.tags
+        self.bulk_vrs = settings.bulk_vrs  # VRs whose long values are never read
         self.fp = fp
         if size is None:
             size = fp.seek(0, 2)
@@ -148,9 +180,9 @@ class _Parser:
         self.buf_end = len(self.buf)  # file offset just past the buffer
         self.fp_pos = len(self.buf)  # where the file object is now
         self.chunk = first  # grows while reading on, so long headers take few reads
-        self.defer = read.defer_size(bulk_threshold)
+        self.defer = settings.inline_max
         self.tags = tags
-        self.bound = max(max(tags), _CHARSET) if tags else 0xFFFFFFFF
+        self.bound = max(max(tags), CHARSET) if tags else 0xFFFFFFFF
         self.stops = _skip_stops(tags) if tags else None  # --tags: see skip_unselected()
         self.skip_bound = min(self.bound, 0xFFFDFFFF)  # items and delimiters are never skipped
         self.saw_element = False  # any element at the top level, selected or not
@@ -162,7 +194,7 @@ class _Parser:
         if self.base <= pos and pos + n <= self.buf_end:
             return pos - self.base
         if pos < 0 or pos + n > self.size:
-            raise Unsupported("an element runs past the end of the file")
+            raise Unsupported(TRUNCATED, "an element runs past the end of the file")
         end_buffered = self.buf_end
         if self.base <= pos <= end_buffered:
             keep, start = self.buf[pos - self.base:], end_buffered
@@ -179,7 +211,7 @@ class _Parser:
         self.base = pos
         self.buf_end = pos + len(self.buf)
         if pos + n > self.buf_end:
-            raise Unsupported("the file is shorter than its size said")
+            raise Unsupported(TRUNCATED, "the file is shorter than its size said")
         return 0
 
     def value(self, pos: int, length: int) -> bytes:
@@ -198,37 +230,37 @@ class _Parser:
 
     def header(self) -> Header:
         head = self.buf[:132]
-        has_preamble = len(head) == 132 and head[128:132] == b"DICM"
-        if not has_preamble and not read._looks_like_raw_dataset(head):
-            raise Unsupported("not DICOM: the pydicom path says why")
-        pos = 132 if has_preamble else 0
-        meta = RawDataset(default_encoding, False)
+        preamble = dicom.has_preamble(head)
+        if not preamble and not dicom.looks_like_raw_dataset(head):
+            raise Unsupported(NOT_DICOM, "the pydicom path says why")
+        pos = 132 if preamble else 0
+        meta = RawDataset(DEFAULT_ENCODING, False)
         if pos + 6 <= self.size and _u16(self.value(pos, 2))[0] == 2:
             if self.sniff_implicit(pos, False):
-                raise Unsupported("file meta group in implicit VR")
+                raise Unsupported(STRUCTURE, "file meta group in implicit VR")
             pos = self.parse(meta, pos, None, meta_group=True)
         ts = _transfer_syntax(meta)
         if pos + 4 <= self.size and _u16(self.value(pos, 2))[0] == 0:
-            raise Unsupported("command set elements")
+            raise Unsupported(STRUCTURE, "command set elements")
         if pos < self.size:
             if ts is None:
                 self._check_guessed_syntax(pos)
-            elif ts in (EXPLICIT_BE, DEFLATED_LE):
-                raise Unsupported(f"transfer syntax {ts}")
+            elif ts in _SYNTAX_KIND:
+                raise Unsupported(_SYNTAX_KIND[ts], f"transfer syntax {ts}")
         implicit = self.sniff_implicit(pos, ts is None or ts == IMPLICIT_LE)
-        dataset = RawDataset(default_encoding, implicit)
+        dataset = RawDataset(DEFAULT_ENCODING, implicit)
         self.parse(dataset, pos, None, top=True)
         if not self.saw_element:
-            raise Unsupported("no dataset element: reported as truncated")
+            raise Unsupported(TRUNCATED, "no dataset element")
         return Header(meta, dataset)
 
     def _check_guessed_syntax(self, pos: int) -> None:
         # pydicom guesses big endian from a valid VR after a large group number.
         if pos + 6 > self.size:
-            raise Unsupported("too short to guess the transfer syntax")
+            raise Unsupported(TRUNCATED, "too short to guess the transfer syntax")
         group, _, vr = struct.unpack("<HH2s", self.value(pos, 6))
         if vr in _VR_NAMES and group >= 1024:
-            raise Unsupported("big endian without a transfer syntax")
+            raise Unsupported(BIG_ENDIAN, "big endian without a transfer syntax")
 
     def parse(
         self, ds: RawDataset, pos: int, end: int | None, *, top: bool = False,
@@ -239,7 +271,7 @@ class _Parser:
         Returns the position after the dataset (after its item delimiter).
         """
         if depth > _MAX_DEPTH:
-            raise Unsupported("sequences nested too deeply")
+            raise Unsupported(MALFORMED, "sequences nested too deeply")
         size = self.size
         implicit = ds.implicit
         out = ds.elements
@@ -259,11 +291,11 @@ class _Parser:
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if end is not None and pos >= end:
                 if pos != end:
-                    raise Unsupported("an element overruns its item")
+                    raise Unsupported(MALFORMED, "an element overruns its item")
                 break
             if pos + 8 > size:
                 if not (top or meta_group) or (top and pos < size):
-                    raise Unsupported("file ends inside an element")
+                    raise Unsupported(TRUNCATED, "file ends inside an element")
                 break
             if pos < base or pos + 8 > buf_end:
                 self.need(pos, 8)
@@ -277,29 +309,29 @@ class _Parser:
             tag = group << 16 | elem
             if meta_group and group != 2:
                 break
-            if tag == _ITEM_END:
+            if tag == ITEM_END:
                 if end is not None or top or meta_group:
-                    raise Unsupported("item delimiter outside an undefined-length item")
+                    raise Unsupported(MALFORMED, "item delimiter outside an undefined-length item")
                 return pos + 8
-            if top and tag in _PIXEL_TAGS:
+            if top and tag in PIXEL_TAGS:
                 break
             if tag > bound:
                 stopped_at = tag
                 break
             if tag <= previous:
-                raise Unsupported("elements out of order or repeated")
+                raise Unsupported(MALFORMED, "elements out of order or repeated")
             previous = tag
             if top:
                 self.saw_element = True
             if group == 0xFFFE:
-                raise Unsupported("item tag where an element was expected")
+                raise Unsupported(MALFORMED, "item tag where an element was expected")
             head = 8
             if raw_vr is None:
                 vr = None
             else:
                 vr = _VR_NAMES.get(raw_vr)
                 if vr is None:
-                    raise Unsupported(f"unknown VR {raw_vr!r}")
+                    raise Unsupported(UNKNOWN_VR, f"unknown VR {raw_vr!r}")
                 if raw_vr in _LONG:
                     if pos + 12 <= buf_end:
                         length = _u32(buf, i + 8)[0]
@@ -308,27 +340,27 @@ class _Parser:
                         buf, base, buf_end = self.buf, self.base, self.buf_end
                     head = 12
             value_pos = pos + head
-            if (selected is not None and tag not in selected and length != _UNDEFINED
-                    and not (group & 1 and 0x10 <= elem < 0x100)
-                    and tag != _CHARSET and tag != _PIXEL_REPRESENTATION):
+            if (selected is not None and tag not in selected and length != UNDEFINED_LENGTH
+                    and not (group & 1 and is_private_creator(tag))
+                    and tag != CHARSET and tag != PIXEL_REPRESENTATION):
                 # --tags: an element nobody asked for, that interprets no other: skip it
                 # without even resolving its VR
                 seen_sequence = seen_sequence or vr == "SQ"
                 pos = value_pos + length
                 if pos > size:
-                    raise Unsupported("a value runs past the end of the file")
+                    raise Unsupported(TRUNCATED, "a value runs past the end of the file")
                 continue
             if vr is None or vr == "UN":
                 vr = self.resolve_vr(tag, vr, length, value_pos, creators, top)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if vr == "OB or OW":
                 if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
-                    raise Unsupported(f"'OB or OW' element {tag:08X}")
+                    raise Unsupported(AMBIGUOUS_VR, f"'OB or OW' element {tag:08X}")
                 vr = "OW"
             keep = selected is None or tag in selected
-            if length == _UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 if vr != "SQ":
-                    raise Unsupported("undefined length value that is not a sequence")
+                    raise Unsupported(MALFORMED, "undefined length value that is not a sequence")
                 items, pos = self.items(value_pos, None, implicit, ds.encodings, depth)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
                 seen_sequence = True
@@ -337,7 +369,7 @@ class _Parser:
                 continue
             pos = value_pos + length
             if pos > size:
-                raise Unsupported("a value runs past the end of the file")
+                raise Unsupported(TRUNCATED, "a value runs past the end of the file")
             if vr == "SQ":
                 seen_sequence = True
                 if keep:
@@ -345,12 +377,12 @@ class _Parser:
                     buf, base, buf_end = self.buf, self.base, self.buf_end
                     out.append((tag, vr, items, value_pos, length))
                 continue
-            is_creator = group & 1 and 0x10 <= elem < 0x100
-            if not (keep or is_creator or tag == _CHARSET or tag == _PIXEL_REPRESENTATION):
+            is_creator = group & 1 and is_private_creator(tag)  # the call for odd groups only
+            if not (keep or is_creator or tag == CHARSET or tag == PIXEL_REPRESENTATION):
                 continue
             if vr in _AMBIGUOUS:
                 if not top or length > self.defer:
-                    raise Unsupported(f"ambiguous VR {vr} here")
+                    raise Unsupported(AMBIGUOUS_VR, f"{vr} here")
                 ambiguous = True
                 value = self.value(value_pos, length)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
@@ -363,16 +395,16 @@ class _Parser:
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if is_creator:
                 creators[tag] = _creator(value, vr, ds.encodings)
-            if tag == _CHARSET:
+            if tag == CHARSET:
                 if seen_sequence:
-                    raise Unsupported("Specific Character Set after a sequence")
+                    raise Unsupported(CHARSET_KIND, "Specific Character Set after a sequence")
                 ds.encodings = _encodings(value, vr)
             if keep:
                 out.append((tag, vr, value, value_pos, length))
-            elif tag == _PIXEL_REPRESENTATION:
+            elif tag == PIXEL_REPRESENTATION:
                 out.append((tag, vr, value, value_pos, length, "aux"))  # for 'US or SS'
         if ambiguous:
-            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= _PIXEL_REPRESENTATION)
+            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= PIXEL_REPRESENTATION)
         if selected is not None:
             ds.elements = [e for e in out if len(e) == 5]
         return pos
@@ -385,7 +417,7 @@ class _Parser:
         returns ``(pos, previous tag, whether a sequence was skipped)``.
         """
         buf, base, size = self.buf, self.base, self.size
-        stops, bound = self.stops, self.skip_bound
+        stops, bound = self.stops or frozenset(), self.skip_bound
         last = self.buf_end - 12  # an element header (at most 12 bytes) must be buffered
         start = pos
         sequence = False
@@ -404,7 +436,7 @@ class _Parser:
                 else:
                     break
             tag = group << 16 | elem
-            if tag <= previous or tag > bound or tag in stops or length == _UNDEFINED:
+            if tag <= previous or tag > bound or tag in stops or length == UNDEFINED_LENGTH:
                 break
             after = pos + head + length
             if after > size:
@@ -423,26 +455,26 @@ class _Parser:
         while True:
             if end is not None and pos >= end:
                 if pos != end:
-                    raise Unsupported("an item overruns its sequence")
+                    raise Unsupported(MALFORMED, "an item overruns its sequence")
                 return items, pos
             i = self.need(pos, 8)
             group, elem, length = _tag_length(self.buf, i)
             tag = group << 16 | elem
-            if tag == _SEQ_END:
+            if tag == SEQUENCE_END:
                 if end is not None:
-                    raise Unsupported("sequence delimiter in a defined-length sequence")
+                    raise Unsupported(MALFORMED, "sequence delimiter in a defined-length sequence")
                 return items, pos + 8
-            if tag != _ITEM:
-                raise Unsupported("sequence item without an item tag")
+            if tag != ITEM:
+                raise Unsupported(MALFORMED, "sequence item without an item tag")
             start = pos + 8
             # pydicom lets items of an explicit VR sequence be implicit VR
             item = RawDataset(encodings, implicit or self.sniff_implicit(start, False))
-            if length == _UNDEFINED:
+            if length == UNDEFINED_LENGTH:
                 pos = self.parse(item, start, None, depth=depth + 1)
             else:
                 pos = start + length
                 if end is not None and pos > end:
-                    raise Unsupported("an item overruns its sequence")
+                    raise Unsupported(MALFORMED, "an item overruns its sequence")
                 self.parse(item, start, pos, depth=depth + 1)
             items.append(item)
 
@@ -452,31 +484,31 @@ class _Parser:
     ) -> str:
         """The VR pydicom gives an implicit-VR element (``vr`` None) or a UN one."""
         private = tag >> 16 & 1
-        if vr is None and length == _UNDEFINED:
-            found = _fast_vr(tag)
+        if vr is None and length == UNDEFINED_LENGTH:
+            found = _UNDEFINED_LENGTH_VR[tag]
             if found is None:
                 # pydicom looks ahead: items make it a sequence
                 if _tag_length(self.value(value_pos, 8), 0)[:2] == (0xFFFE, 0xE000):
                     return "SQ"
-                raise Unsupported("undefined length element of unknown VR")
+                raise Unsupported(UNKNOWN_VR, "undefined length element of unknown VR")
             return found
         if vr is None:
-            found = _dictionary_vr(tag)
+            found = _DICTIONARY_VR[tag]
             if found is not None:
                 return found
             if private:
                 return _private_vr(tag, creators)
             return "UL" if tag & 0xFFFF == 0 else "UN"
-        if length == _UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             return "SQ"  # explicit UN of undefined length is a sequence (PS3.5 6.2.2)
         if private:
             found = _private_vr(tag, creators)
         elif length < 0xFFFF:
-            found = _dictionary_vr(tag) or "UN"
+            found = _DICTIONARY_VR[tag] or "UN"
         else:
-            raise Unsupported("long UN element")
+            raise Unsupported(UN_ELEMENT, "long UN element")
         if found == "SQ" or found in _AMBIGUOUS:
-            raise Unsupported(f"UN element that pydicom reads as {found}")
+            raise Unsupported(UN_ELEMENT, f"UN element that pydicom reads as {found}")
         return found
 
 
@@ -485,92 +517,101 @@ def _skip_stops(tags: frozenset[int]) -> frozenset[int]:
     """The top-level tags the --tags skip loop hands to parse(): the selected ones,
     those that interpret them (character set, pixel representation, the private
     creator of each selected private tag), and Pixel Data, where reading ends."""
-    creators = {tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8 for tag in tags if tag >> 16 & 1}
-    return tags | creators | {_CHARSET, _PIXEL_REPRESENTATION} | _PIXEL_TAGS
+    creators = {private_creator_of(tag) for tag in tags if tag >> 16 & 1}
+    return tags | creators | {CHARSET, PIXEL_REPRESENTATION} | PIXEL_TAGS
 
 
 def _transfer_syntax(meta: RawDataset) -> str | None:
     for tag, vr, value, *_ in meta.elements:
-        if tag == 0x00020010:
+        if tag == dicom.TRANSFER_SYNTAX:
             if vr != "UI":
-                raise Unsupported("Transfer Syntax UID with a VR other than UI")
-            text = value.decode(default_encoding).rstrip("\0 ")
+                raise Unsupported(STRUCTURE, "Transfer Syntax UID with a VR other than UI")
+            text = value.decode(DEFAULT_ENCODING).rstrip("\0 ")
             if "\\" in text:
-                raise Unsupported("multi-valued Transfer Syntax UID")
+                raise Unsupported(STRUCTURE, "multi-valued Transfer Syntax UID")
             return text.strip()
     return None
 
 
-def _encodings(value: bytes, vr: str) -> Any:
-    if vr != "CS":
-        raise Unsupported("Specific Character Set with a VR other than CS")
-    items = value.decode(default_encoding).rstrip(" \x00").split("\\")
+def _encodings(value: bytes | None, vr: str) -> Any:
+    from pydicom.charset import convert_encodings, python_encoding
+
+    if vr != "CS" or value is None:
+        raise Unsupported(CHARSET_KIND, "Specific Character Set with a VR other than CS")
+    items = value.decode(DEFAULT_ENCODING).rstrip(" \x00").split("\\")
     if any(name and name not in python_encoding for name in items):
-        raise Unsupported("unknown character set name")  # fastdump warns about it
+        raise Unsupported(CHARSET_KIND, "unknown character set name")  # fastdump warns about it
     try:
         return convert_encodings(items[0] if len(items) == 1 else items)
     except Exception as exc:  # noqa: BLE001 - pydicom decides what happens then
-        raise Unsupported(f"Specific Character Set: {exc}") from exc
+        raise Unsupported(CHARSET_KIND, f"Specific Character Set: {exc}") from exc
 
 
-def strict_decode(value: bytes, encodings: Any) -> str:
-    """Text in a character set that can fail: exactly pydicom's decoding, or Unsupported.
+def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
+    """A text value decoded exactly as pydicom decodes it, or Unsupported.
 
-    fastdump keeps the raw bytes of a value pydicom cannot decode cleanly
-    (see :mod:`fastdump.convert`); such files are left to that path.
+    ``latin1``: :func:`fastdump.dicom.is_latin1` of ``encodings``, computed once
+    per dataset. In a character set that can fail, fastdump keeps the raw bytes
+    of a value pydicom cannot decode cleanly (see :mod:`fastdump.convert`):
+    such files are left to that path.
     """
     if b"\x1b" in value:
-        raise Unsupported("ISO 2022 escape sequences")
+        if not latin1:
+            raise Unsupported(ISO_2022, "ISO 2022 escape sequences")
+        from pydicom.charset import decode_bytes
+
+        return decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
+                            dicom.TEXT_VR_DELIMS)
+    if latin1:
+        return value.decode("latin-1")
     encoding = encodings if isinstance(encodings, str) else encodings[0]
     try:
         return value.decode(encoding)
     except (UnicodeError, LookupError) as exc:
-        raise Unsupported(f"text not valid in {encoding}") from exc
+        raise Unsupported(INVALID_TEXT, f"text not valid in {encoding}") from exc
 
 
 def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:
     """A private creator's value as pydicom would compare it (None if unusable)."""
     if value is None or vr != "LO":
         return None
-    if encodings not in LATIN1:
-        text = strict_decode(value, encodings)
-    elif b"\x1b" not in value:
-        text = value.decode("latin-1")
-    else:
-        text = decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
-                            TEXT_VR_DELIMS)
-    parts = text.split("\\")
+    parts = decode_text(value, encodings, dicom.is_latin1(encodings)).split("\\")
     if len(parts) != 1:
         return None
     return parts[0].rstrip("\0 ")
 
 
-_dictionary_cache: dict[int, str | None] = {}
-_fast_cache: dict[int, str | None] = {}
-_private_cache: dict[tuple[int, str], str] = {}
-
-
-def _dictionary_vr(tag: int) -> str | None:
-    return _memoized(_dictionary_cache, dictionary_VR, tag)
-
-
-def _fast_vr(tag: int) -> str | None:
-    return _memoized(_fast_cache, _dictionary_vr_fast, tag)
-
-
-def _memoized(cache: dict[int, str | None], lookup: Any, tag: int) -> str | None:
-    """``str(lookup(tag))``, None for an unknown tag; remembered (up to a bound)."""
+def _lookup(lookup: Any, tag: int) -> str | None:
+    """``str(lookup(tag))``, None for a tag the dictionary does not know."""
     try:
-        return cache[tag]
+        return str(lookup(tag))
     except KeyError:
-        pass
+        return None
+
+
+def _public_vr(tag: int) -> str | None:
+    from pydicom.datadict import dictionary_VR
+
+    return _lookup(dictionary_VR, tag)
+
+
+def _undefined_length_vr(tag: int) -> str | None:
+    return _lookup(compat.dictionary_vr_fast, tag)
+
+
+def _private_dictionary_vr(key: tuple[int, str]) -> str:
+    from pydicom.datadict import private_dictionary_VR
+
     try:
-        found: str | None = str(lookup(tag))
+        return str(private_dictionary_VR(*key))
     except KeyError:
-        found = None
-    if len(cache) < 100_000:
-        cache[tag] = found
-    return found
+        return "UN"
+
+
+# pydicom's dictionary lookups, remembered: a worker meets the same tags in every file
+_DICTIONARY_VR = BoundedCache(_public_vr)
+_UNDEFINED_LENGTH_VR = BoundedCache(_undefined_length_vr)
+_PRIVATE_VR = BoundedCache(_private_dictionary_vr)
 
 
 def _private_vr(tag: int, creators: dict[int, Any]) -> str:
@@ -580,48 +621,36 @@ def _private_vr(tag: int, creators: dict[int, Any]) -> str:
         return "LO"
     if not elem & 0xFF00:
         return "UN"
-    creator_tag = (tag & 0xFFFF0000) | (elem >> 8)
+    creator_tag = private_creator_of(tag)
     if creator_tag not in creators:
         return "UN"
     creator = creators[creator_tag]
     if creator is None:
-        raise Unsupported("private creator pydicom would read differently")
-    key = (tag, creator)
-    try:
-        return _private_cache[key]
-    except KeyError:
-        pass
-    try:
-        found = str(private_dictionary_VR(tag, creator))
-    except KeyError:
-        found = "UN"
+        raise Unsupported(PRIVATE_CREATOR, "private creator pydicom would read differently")
+    found = _PRIVATE_VR[tag, creator]
     if found in _AMBIGUOUS:
-        raise Unsupported(f"private element with ambiguous VR {found}")
-    if len(_private_cache) < 100_000:
-        _private_cache[key] = found
+        raise Unsupported(AMBIGUOUS_VR, f"private element with ambiguous VR {found}")
     return found
 
 
 def _resolve_us_ss(ds: RawDataset, unknown: bool) -> None:
     """'US or SS' at the top level: US unless Pixel Representation says signed."""
-    from pydicom.tag import _LUT_DESCRIPTOR_TAGS
-
     pixel_rep = 0
     for tag, vr, value, *_ in ds.elements:
-        if tag == _PIXEL_REPRESENTATION:
+        if tag == PIXEL_REPRESENTATION:
             if vr != "US" or value is None or len(value) != 2:
-                raise Unsupported("unusual Pixel Representation")
+                raise Unsupported(AMBIGUOUS_VR, "unusual Pixel Representation")
             pixel_rep = _u16(value)[0]
     if unknown:
-        raise Unsupported("'US or SS' element before an unread Pixel Representation")
+        raise Unsupported(AMBIGUOUS_VR, "'US or SS' element before an unread Pixel Representation")
     elements = ds.elements
     for n, element in enumerate(elements):
         tag, vr, value = element[0], element[1], element[2]
         if vr == "OB or OW":
             continue
         if vr in _AMBIGUOUS:
-            if vr != "US or SS" or tag in _LUT_DESCRIPTOR_TAGS:
-                raise Unsupported(f"ambiguous VR {vr} of {tag:08X}")
+            if vr != "US or SS" or tag in dicom.LUT_DESCRIPTORS:
+                raise Unsupported(AMBIGUOUS_VR, f"{vr} of {tag:08X}")
             if b"\\" in value or len(value) % 2:
-                raise Unsupported("'US or SS' value pydicom splits or rejects")
+                raise Unsupported(AMBIGUOUS_VR, "'US or SS' value pydicom splits or rejects")
             elements[n] = (tag, "US" if pixel_rep == 0 else "SS") + tuple(element[2:])

@@ -1,26 +1,20 @@
 """What an output directory already holds: the basis of --resume.
 
 Every line fastdump writes to a ledger (``dump.jsonl``/``index.jsonl``) or to
-``errors.jsonl`` starts with ``{"path":...,"size":...,"mtime":...``. Reading
-just that prefix tells which files a killed or earlier run already accounted
-for, without parsing the (possibly huge) records behind it.
+``errors.jsonl`` starts with ``{"path":...,"size":...,"mtime":...`` (see
+:mod:`fastdump.lines`). Reading just that prefix tells which files a killed or
+earlier run already accounted for, without parsing the records behind it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .writers import ERRORS_FILE
-
-_DECODER = json.JSONDecoder()
-_STAT = re.compile(rb',"size":(null|\d+),"mtime":(null|-?[0-9.eE+-]+)')
-
-Stat = tuple[int | None, float | None]
+from .lines import parse_prefix
+from .types import Stat
 
 
 @dataclass
@@ -32,27 +26,10 @@ class Ledger:
     duplicates: int = 0  # lines for a path seen before (compaction removes them)
 
 
-def parse_prefix(line: bytes) -> tuple[str, Stat] | None:
-    """``(path, (size, mtime))`` of a ledger line, or None if it is not one."""
-    if not line.startswith(b'{"path":'):
-        return None
-    try:
-        text = line[:8192].decode("utf-8", "surrogateescape")
-        path, end = _DECODER.raw_decode(text, 8)
-    except ValueError:
-        return None
-    match = _STAT.match(text[end:].encode("utf-8", "surrogateescape"))
-    if not isinstance(path, str) or match is None:
-        return None
-    size = None if match[1] == b"null" else int(match[1])
-    mtime = None if match[2] == b"null" else float(match[2])
-    return path, (size, mtime)
-
-
-def load(out_dir: Path, ledger_name: str) -> Ledger:
+def load(out_dir: Path, ledger_name: str, errors_name: str) -> Ledger:
     """Read (and repair) the ledger and error files of a previous run."""
     ledger = Ledger()
-    for name in (ledger_name, ERRORS_FILE):
+    for name in (ledger_name, errors_name):
         path = out_dir / name
         if not path.exists():
             continue
@@ -96,16 +73,17 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from fp
 
 
-def compact(out_dir: Path, ledger_name: str, current: dict[str, Stat]) -> list[str]:
+def compact(out_dir: Path, ledger_name: str, errors_name: str,
+            current: dict[str, Stat]) -> list[bytes]:
     """Keep one line per file that exists now, with its current size and mtime.
 
     Lines of changed files (old stat), of files gone from the archive and
     duplicates are dropped. Each file is rewritten whole and renamed into
     place, so a kill during compaction leaves the old, still valid, file.
-    Returns the lines dropped from the ledger (the tags writer deletes their
+    Returns the lines dropped from the ledger (the tags format deletes their
     tag files).
     """
-    files = [out_dir / ledger_name, out_dir / ERRORS_FILE]
+    files = [out_dir / ledger_name, out_dir / errors_name]
     winners: dict[str, tuple[int, int]] = {}
     for file_no, path in enumerate(files):
         if not path.exists():
@@ -115,8 +93,8 @@ def compact(out_dir: Path, ledger_name: str, current: dict[str, Stat]) -> list[s
             if parsed and current.get(parsed[0]) == parsed[1]:
                 if file_no == 0 or parsed[0] not in winners:
                     winners[parsed[0]] = (file_no, line_no)
-    keep = {pos for pos in winners.values()}
-    dropped: list[str] = []
+    keep = set(winners.values())
+    dropped: list[bytes] = []
     for file_no, path in enumerate(files):
         if not path.exists():
             continue
@@ -126,6 +104,6 @@ def compact(out_dir: Path, ledger_name: str, current: dict[str, Stat]) -> list[s
                 if (file_no, line_no) in keep:
                     out.write(line)
                 elif file_no == 0:
-                    dropped.append(line.decode("utf-8", "surrogateescape"))
+                    dropped.append(line)
         os.replace(tmp, path)
     return dropped

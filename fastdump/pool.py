@@ -21,9 +21,9 @@ from typing import Any
 from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
-from .batching import Batch
-from .record import Options, Outcome, failed, process_batch
-from .walk import Entry, Problem
+from . import compat
+from .types import Batch, Entry, Options, Outcome, Problem
+from .worker import failed, process_batch
 
 
 class LocalPool:
@@ -31,7 +31,7 @@ class LocalPool:
 
     A pool is anything with ``submit``, ``wait_any``, ``isolate`` and
     ``lost``, the exception types meaning "the worker holding this batch
-    died": :func:`run` needs nothing else, so other executors (a Dask cluster)
+    died": :func:`run_batches` needs nothing else, so other executors (a Dask cluster)
     plug in the same way.
     """
 
@@ -75,9 +75,7 @@ class LocalPool:
 
 def shutdown_local_pool() -> None:
     """Stop this process's worker processes, if it started any (the run is over)."""
-    from joblib.externals.loky import reusable_executor
-
-    executor = reusable_executor._executor
+    executor = compat.current_loky_executor()
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)
 
@@ -103,8 +101,7 @@ def _submit(executor: Any, fn: Callable[..., Any], *args: Any) -> Future:
     Only a submit that starts workers ignores SIGINT meanwhile: a Ctrl-C that
     comes while the parent ignores it is lost.
     """
-    processes = getattr(executor, "_processes", None)  # loky starts missing workers in submit
-    if processes is not None and len(processes) >= executor._max_workers:
+    if not compat.starts_workers_on_submit(executor):
         with _ctrl_c_deferred():
             return executor.submit(fn, *args)
     with _workers_ignore_ctrl_c():
@@ -142,7 +139,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run(
+def run_batches(
     pool: Any, batches: Iterable[Batch], opts: Options, in_flight: int
 ) -> Iterator[list[Outcome]]:
     """Yield the outcomes of every batch; a file is in exactly one outcome.

@@ -19,16 +19,12 @@ import datetime
 from collections.abc import Iterator
 from typing import IO, Any
 
+from . import compat
 from .errors import InputNotFoundError, OptionError
-from .walk import Entry, Found, Problem, Skipped
+from .types import Entry, Found, Problem, Skipped
 
 BLOCK_SIZE = 64 * 1024  # bytes fetched past each read: one GET covers most headers
 _S3_PROTOCOLS = ("s3", "s3a")
-
-
-def is_url(path: str) -> bool:
-    """True for ``protocol://...`` inputs, which are read through fsspec."""
-    return "://" in path
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -37,12 +33,8 @@ def filesystem(url: str) -> tuple[Any, str]:
     Credentials, region and endpoint come from the usual places (for S3: the
     AWS_* environment variables, including AWS_ENDPOINT_URL, and ~/.aws/config).
     """
-    try:
-        import fsspec
-    except ImportError:
-        raise OptionError(
-            f"reading {url} needs fsspec: pip install 'fastdump[s3]'"
-        ) from None
+    fsspec = compat.import_optional("fsspec", "s3", f"reading {url}")
+    compat.import_optional("fsspec.core", "s3", f"reading {url}")
     protocol = url.split("://", 1)[0]
     options: dict[str, Any] = {}
     if protocol in _S3_PROTOCOLS:
@@ -79,10 +71,10 @@ def open_url(url: str, size: int | None = None) -> IO[bytes]:
     if size is not None:
         kwargs["size"] = size
     fp = fs.open(path, "rb", **kwargs)
-    if size is not None and hasattr(fp, "_details"):
-        # s3fs looks up the object's details (a HEAD request) on the first
-        # read unless they are known; the listing already told us all it needs.
-        fp._details = {"name": path, "size": size, "type": "file"}
+    if size is not None and isinstance(getattr(type(fp), "details", None), property):
+        # s3fs looks up the object's details (a HEAD request) on the first read
+        # unless they are known; the listing already told us all it needs.
+        fp.details = {"name": path, "size": size, "type": "file"}
     return fp
 
 
@@ -111,7 +103,7 @@ def _list(fs: Any, url: str, path: str) -> Iterator[dict]:
         if info.get("type") != "directory":
             yield info
             return
-    if hasattr(fs, "_iterdir") and fs.protocol[0] in _S3_PROTOCOLS:
+    if compat.has_s3_pages(fs) and fs.protocol[0] in _S3_PROTOCOLS:
         yield from _stream_s3(fs, path)
         return
     for _, _, files in fs.walk(path, detail=True):
@@ -130,7 +122,7 @@ def _stream_s3(fs: Any, path: str) -> Iterator[dict]:
 
     bucket, key, _ = fs.split_path(path)
     prefix = key.rstrip("/") + "/" if key else ""
-    pages = fs._iterdir(bucket, delimiter="", prefix=prefix)
+    pages = compat.s3_pages(fs, bucket, prefix)
     try:
         while True:
             try:

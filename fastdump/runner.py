@@ -10,60 +10,30 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import orjson
-import pydicom
 from tqdm import tqdm
 
-from . import __version__, ledger
+from . import ledger
 from .batching import BatchSizer, batches
-from .errors import InputNotFoundError, OptionError, OutputDirError
-from .parquet import check_columns
-from .pool import LocalPool, run
-from .record import Options
+from .errors import InputNotFoundError, OptionError
+from .formats import FORMATS, for_output
+from .formats.base import Format, Writer
+from .formats.stdout import StdoutClosed
+from .pool import LocalPool, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
-from .walk import Entry, Found, Problem, Skipped, read_path_list, walk
-from .writers import MANIFEST_FILE, SUMMARY_FILE, WRITERS, TagsLayout, Writer, atomic_write
+from .source import is_url
+from .types import Entry, Found, Options, Outcome, Problem, ReadSettings, Skipped, Summary
+from .walk import read_path_list, walk
 
-FORMATS = tuple(WRITERS)
 _WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
 
-
-@dataclass
-class Summary:
-    """What a run did. Also written to OUTDIR/summary.json."""
-
-    out_dir: str
-    format: str
-    files: int = 0  # regular files found by the walk
-    ok: int = 0  # dumped this run
-    errors: int = 0  # reported in errors.jsonl this run
-    skipped: int = 0  # symlinks not followed, FIFOs, sockets...
-    unchanged: int = 0  # already in OUTDIR with the same size and mtime (--resume)
-    new: int = 0
-    changed: int = 0
-    gone: int = 0  # in OUTDIR from an earlier run, no longer in the archive
-    bytes: int = 0  # size of the files read this run
-    seconds: float = 0.0
-    files_per_s: float = 0.0
-    mb_per_s: float = 0.0
-    jobs: int = 1
-    interrupted: bool = False
-    shard: str | None = None  # "I/N" for a --shard run
-    fastdump_version: str = __version__
-    pydicom_version: str = pydicom.__version__
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["FORMATS", "Summary", "dump"]
 
 
 def dump(
@@ -93,6 +63,8 @@ def dump(
     lines of ``errors.jsonl``; they never stop the run. Raises
     :class:`~fastdump.errors.FastdumpError` subclasses for unusable requests.
 
+    ``out_dir="-"`` writes the records (and error lines) to standard output as
+    JSON Lines instead; nothing is written to disk, and ``resume`` is refused.
     A path may be a URL (``s3://bucket/prefix/``, any fsspec protocol).
     ``scheduler`` runs the batches on a Dask cluster (``tcp://host:port``, or
     ``"local"`` for a LocalCluster of ``jobs`` processes) instead of local processes.
@@ -101,34 +73,37 @@ def dump(
     """
     paths = [os.fspath(p) for p in paths]
     jobs = _resolve_jobs(jobs)
-    _check_options(format, bulk_threshold, batch_size, file_timeout)
-    columns = check_columns(format, columns)
+    _check_options(bulk_threshold, batch_size, file_timeout)
+    fmt = for_output(format, out_dir)
+    read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
+                        bulk_any_vr=bulk_any_vr)
+    opts = fmt.check_options(Options(read=read, file_timeout=file_timeout, format=format,
+                                     columns=_columns(columns)))
     shard = check_shard(shard)
-    selected = parse_tags(tags)
     _check_inputs(paths, files_from)
     out = Path(out_dir)
-    _prepare_out_dir(out, format, resume, overwrite)
+    fmt.claim(out, resume, overwrite)
     if resume:
-        check_resume(out, shard)
-    writer_cls = WRITERS[format]
-    opts = Options(bulk_threshold=bulk_threshold, file_timeout=file_timeout, format=format,
-                   columns=columns, tags=selected, bulk_any_vr=bulk_any_vr)
-    opts = writer_cls.prepare(out, opts, resume)
-    previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
-    writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
+        check_resume(out, fmt.read_summary(out), shard)
+    opts = fmt.prepare(out, opts, resume)
+    previous = fmt.load_ledger(out) if resume else ledger.Ledger()
+    writer = fmt.open_writer(out, paths if files_from is None else [])
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
     job = _Job(summary, previous, writer, progress, resume, shard, scheduler,
                dedupe=len(paths) + (files_from is not None) > 1)
     try:
-        job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
+        job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
     except KeyboardInterrupt:
-        summary.interrupted = True
+        summary.interrupted, summary.stopped_by = True, "SIGINT"
+    except StdoutClosed:
+        summary.interrupted, summary.stopped_by = True, "standard output closed"
     finally:
         writer.close()
         job.finish()
     if resume and not summary.interrupted:
-        job.settle(writer_cls.ledger_name)
-    _write_summary(out, summary)
+        job.settle(fmt)
+    summary.pydicom_version = _pydicom_version()
+    fmt.write_summary(out, summary)
     return summary
 
 
@@ -150,14 +125,14 @@ class _Job:
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
 
-    def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
-            batch_size: int | None):
+    def process(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
+                batch_size: int | None) -> None:
         found = _walk_in_background(inputs, follow, self.dedupe)
         with _open_pool(self.scheduler, jobs) as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
             sizer = BatchSizer(pool.jobs, batch_size)
             work = batches(self._to_read(found), sizer)
-            for outcomes in run(pool, work, opts, in_flight=2 * pool.jobs):
+            for outcomes in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
                 self._write(outcomes)
                 sizer.finished(len(outcomes))
 
@@ -185,7 +160,7 @@ class _Job:
             self.bar.total += 1
             yield item
 
-    def _write(self, outcomes) -> None:
+    def _write(self, outcomes: list[Outcome]) -> None:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
@@ -195,8 +170,12 @@ class _Job:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
             else:
-                self.writer.write(outcome.entry, outcome.payload)
+                self.writer.write(outcome)
                 s.ok += 1
+            if outcome.fallback is not None:
+                s.fallbacks += 1
+                reasons = s.fallback_reasons
+                reasons[outcome.fallback] = reasons.get(outcome.fallback, 0) + 1
             nbytes += outcome.size or 0
         self.writer.flush()
         s.bytes += nbytes
@@ -213,12 +192,13 @@ class _Job:
         s.files_per_s = round(done / s.seconds, 1) if s.seconds else 0.0
         s.mb_per_s = round(s.bytes / 1e6 / s.seconds, 2) if s.seconds else 0.0
 
-    def settle(self, ledger_name: str) -> None:
+    def settle(self, fmt: Format) -> None:
         """After a resume: drop records of changed and vanished files, and duplicates."""
+        assert self.current is not None  # kept by every resumed run
         gone = set(self.previous.done) - set(self.current)
         self.summary.gone = len(gone)
         if gone or self.summary.changed or self.previous.duplicates:
-            dropped = ledger.compact(self.writer.out_dir, ledger_name, self.current)
+            dropped = fmt.compact(Path(self.summary.out_dir), self.current)
             self.writer.forget(dropped, self.current)
 
 
@@ -272,10 +252,7 @@ def _resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _check_options(fmt: str, bulk_threshold: int, batch_size: int | None,
-                   timeout: float | None):
-    if fmt not in FORMATS:
-        raise OptionError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float | None) -> None:
     if bulk_threshold < 0:
         raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {bulk_threshold}")
     if batch_size is not None and batch_size < 1:
@@ -284,11 +261,17 @@ def _check_options(fmt: str, bulk_threshold: int, batch_size: int | None,
         raise OptionError(f"--file-timeout must be more than 0 seconds, not {timeout}")
 
 
+def _columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    if columns is None:
+        return None
+    return tuple(columns.split(",") if isinstance(columns, str) else columns)
+
+
 def _check_inputs(paths: list[str], files_from: Iterable[str] | None) -> None:
     if not paths and files_from is None:
         raise InputNotFoundError("nothing to dump: give at least one PATH or --files-from")
     for path in paths:
-        if "://" in path:  # s3://bucket/prefix/ and other fsspec URLs
+        if is_url(path):  # s3://bucket/prefix/ and other fsspec URLs
             from .remote import check_url
 
             check_url(path)
@@ -296,35 +279,11 @@ def _check_inputs(paths: list[str], files_from: Iterable[str] | None) -> None:
             raise InputNotFoundError(f"no such file or directory: {path}")
 
 
-def _prepare_out_dir(out: Path, fmt: str, resume: bool, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"OUTDIR {out} is a file, not a directory")
-    manifest = out / MANIFEST_FILE
-    if out.is_dir() and any(out.iterdir()):
-        if not manifest.exists():
-            raise OutputDirError(
-                f"OUTDIR {out} is not empty and holds no fastdump output: choose an empty "
-                "or new directory"
-            )
-        previous = orjson.loads(manifest.read_bytes())
-        if resume and previous.get("format") != fmt:
-            raise OutputDirError(
-                f"OUTDIR {out} holds a --format {previous.get('format')} run; resume it with "
-                f"that format, or use another OUTDIR"
-            )
-        if overwrite and not resume:
-            shutil.rmtree(out)
-        elif not resume:
-            raise OutputDirError(
-                f"OUTDIR {out} already holds a fastdump run: use --resume to finish or update "
-                "it, or --overwrite to replace it"
-            )
+def _pydicom_version() -> str:
+    """pydicom's version, without importing it when this run did not."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(manifest, orjson.dumps({"format": fmt, "fastdump_version": __version__}))
-    except OSError as exc:
-        raise OutputDirError(f"cannot write to OUTDIR {out}: {exc.strerror or exc}") from exc
-
-
-def _write_summary(out: Path, summary: Summary) -> None:
-    atomic_write(out / SUMMARY_FILE, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+        return version("pydicom")
+    except PackageNotFoundError:
+        return "unknown"

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from . import dicom
 from .errors import OptionError
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from .source import BoundedReader
+
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-_CHARSET = 0x00080005
-_PIXEL_REPRESENTATION = 0x00280103
-_US_OR_SS = frozenset({0x00189810, 0x00221452, 0x00280104, 0x00280105, 0x00280106, 0x00280107,
-                       0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120, 0x00280121,
-                       0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00409211, 0x00409216,
-                       0x00603004, 0x00603006})
 
 
 def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
@@ -62,7 +61,7 @@ def _tag_of(item: str) -> int:
 
 
 def _checked(tag: int, item: str) -> int:
-    if not 0 <= tag <= 0xFFFFFFFF or tag >> 16 == 0x0002 or tag >> 16 == 0xFFFE:
+    if not 0 <= tag <= 0xFFFFFFFF or tag >> 16 in (0x0002, 0xFFFE):
         raise OptionError(
             f"--tags: {item!r} is not a dataset element (the meta group is always written; "
             "item tags are not elements)"
@@ -91,18 +90,20 @@ def select(record: dict[str, Any], tags: frozenset[int]) -> dict[str, Any]:
     return record
 
 
-def read_selected(fp: BinaryIO, defer_size: int | None, force: bool, tags: frozenset[int]):
+def read_selected(fp: BoundedReader, defer_size: int | None, force: bool,
+                  tags: frozenset[int]) -> Dataset:
     """pydicom's read of the selected elements, stopping after the last one it needs."""
     from pydicom.filereader import read_partial
 
-    wanted = set(tags) | {_CHARSET}
-    if tags & _US_OR_SS:  # their VR may depend on it
-        wanted.add(_PIXEL_REPRESENTATION)
-    wanted |= {(t & 0xFFFF0000) | ((t & 0xFFFF) >> 8) for t in tags if t >> 16 & 1}
+    wanted = set(tags) | {dicom.CHARSET}
+    if tags & dicom.US_OR_SS:  # their VR may depend on it
+        wanted.add(dicom.PIXEL_REPRESENTATION)
+    wanted |= {dicom.private_creator_of(t) for t in tags if t >> 16 & 1}
     bound = max(wanted)
 
     def stop(tag: int, vr: Any, length: int) -> bool:
-        return tag in _PIXEL_TAGS or tag > bound
+        return tag in dicom.PIXEL_TAGS or tag > bound
 
-    return read_partial(fp, stop, defer_size=defer_size, force=force,
+    # a BoundedReader reads like the binary file pydicom asks for
+    return read_partial(cast("BinaryIO", fp), stop, defer_size=defer_size, force=force,
                         specific_tags=sorted(wanted))

@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 import zlib
 from pathlib import Path
-
-import orjson
+from typing import Any
 
 from .errors import OptionError
-from .writers import SUMMARY_FILE
 
 Shard = tuple[int, int]
 
@@ -49,12 +47,14 @@ def label(shard: Shard | None) -> str | None:
     return None if shard is None else f"{shard[0]}/{shard[1]}"
 
 
-def check_resume(out_dir: Path, shard: Shard | None) -> None:
-    """Refuse to resume a run with another --shard: the other files would count as gone."""
-    summary = out_dir / SUMMARY_FILE
-    if not summary.exists():
+def check_resume(out_dir: Path, summary: dict[str, Any] | None, shard: Shard | None) -> None:
+    """Refuse to resume a run with another --shard: the other files would count as gone.
+
+    ``summary``: the summary.json of the run in OUTDIR, if it wrote one.
+    """
+    if summary is None:
         return
-    before = orjson.loads(summary.read_bytes()).get("shard")
+    before = summary.get("shard")
     if before != label(shard):
         raise OptionError(
             f"OUTDIR {out_dir} holds a run of {f'--shard {before}' if before else 'all files'}: "

@@ -10,40 +10,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import NamedTuple
 
-
-class Entry(NamedTuple):
-    """A regular file to dump. ``path`` is absolute; size and mtime come from the walk.
-
-    A named tuple: batches of them cross to the workers, and tuples pickle cheaply.
-    """
-
-    path: str
-    size: int
-    mtime: float
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Something found by the walk that cannot be dumped: it becomes an error record."""
-
-    path: str
-    error: str
-    size: int | None = None
-    mtime: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A directory entry that is not a regular file (symlink not followed, FIFO, socket...)."""
-
-    path: str
-    reason: str
-
-
-Found = Entry | Problem | Skipped
+from .source import is_url
+from .types import Entry, Found, Problem, Skipped
 
 
 def read_path_list(lines: Iterable[str]) -> Iterator[str]:
@@ -74,7 +43,7 @@ def walk(
     seen: set[str] = set() if dedupe else _Unseen()
     visited_dirs: set[tuple[int, int]] = set()
     for given in inputs:
-        if "://" in given:  # s3://bucket/prefix/ and other fsspec URLs
+        if is_url(given):  # s3://bucket/prefix/ and other fsspec URLs
             from .remote import walk_url
 
             yield from walk_url(given, seen)

@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_files
 
+# The fast path may only ever say "unsupported": any other failure of it is a bug,
+# and must fail the test that meets it instead of quietly falling back to pydicom.
+# Set here, before any run starts, so that worker processes inherit it too.
+os.environ["FASTDUMP_STRICT"] = "1"
+
 PYDICOM_FILES = sorted(f for f in get_testdata_files() if os.path.isfile(f))
 TESTDATA_DIR = Path(os.path.commonpath(PYDICOM_FILES))
 

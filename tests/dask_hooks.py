@@ -19,7 +19,7 @@ POISON_EXIT = 77
 
 
 class ReadHooks(WorkerPlugin):
-    """Wrap fastdump.record.read_record in the worker: a delay per file (so a run
+    """Wrap fastdump.worker.process_batch in the worker: a delay per file (so a run
     lasts long enough to kill a worker in the middle), and death on POISON files."""
 
     name = "fastdump-test-hooks"
@@ -28,24 +28,25 @@ class ReadHooks(WorkerPlugin):
         self.delay = delay
 
     def setup(self, worker) -> None:
-        import fastdump.record as record
+        import fastdump.worker as worker
 
-        original = getattr(record, "_test_original_read_record", record.read_record)
-        record._test_original_read_record = original
+        original = getattr(worker, "_test_original_process_batch", worker.process_batch)
+        worker._test_original_process_batch = original
         delay = self.delay
 
-        def read_record(path, *args, **kwargs):
-            with open(path, "rb") as fp:
-                if fp.read(len(POISON)) == POISON:
-                    os._exit(POISON_EXIT)
-            time.sleep(delay)
-            return original(path, *args, **kwargs)
+        def process_batch(entries, opts):
+            for entry in entries:
+                with open(entry.path, "rb") as fp:
+                    if fp.read(len(POISON)) == POISON:
+                        os._exit(POISON_EXIT)
+                time.sleep(delay)
+            return original(entries, opts)
 
-        record.read_record = read_record
+        worker.process_batch = process_batch
 
     def teardown(self, worker) -> None:
-        import fastdump.record as record
+        import fastdump.worker as worker
 
-        original = getattr(record, "_test_original_read_record", None)
+        original = getattr(worker, "_test_original_process_batch", None)
         if original is not None:
-            record.read_record = original
+            worker.process_batch = original

@@ -1,4 +1,4 @@
-"""Stand-ins for fastdump.record.process_batch that misbehave on chosen files.
+"""Stand-ins for fastdump.worker.process_batch that misbehave on chosen files.
 
 They live in an importable module so that worker processes can unpickle them;
 tests put them in place with monkeypatch (fastdump.pool.process_batch).
@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from fastdump.record import process_batch
+from fastdump.worker import process_batch
 
 
 def dies_on_poison(entries, opts):

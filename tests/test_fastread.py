@@ -18,11 +18,12 @@ import pytest
 from pydicom.data import get_charset_files
 
 import fastdump
-import fastdump.read
+import fastdump.source
 from fastdump import fastjson, record
 from fastdump.errors import OptionError
 from fastdump.fastread import Unsupported, read_header
 from fastdump.selection import parse_tags, select
+from fastdump.types import ReadSettings
 
 from .conftest import PYDICOM_FILES, pydicom_file
 from .mutations import corpus
@@ -32,13 +33,18 @@ THRESHOLDS = [0, 8, 1024, 1 << 20]
 SIX_TAGS = "PatientID,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,Modality,00200013"
 
 
-def outcome(fn, path: str, *args) -> bytes | str:
+def settings(threshold: int = 1024, tags=None) -> ReadSettings:
+    return ReadSettings(bulk_threshold=threshold, tags=tags)
+
+
+def outcome(fn, path: str, threshold: int = 1024, tags=None) -> bytes | str:
     """The serialized record, or the error the same way fastdump would name it."""
     st = os.stat(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return orjson.dumps(fn(path, st.st_size, st.st_mtime, *args))
+            got = fn(path, st.st_size, st.st_mtime, settings(threshold, tags))
+            return orjson.dumps(got[0] if isinstance(got, tuple) else got)
         except Unsupported:
             return "Unsupported"
         except Exception as exc:  # noqa: BLE001 - errors are outcomes too
@@ -70,7 +76,7 @@ def test_most_files_take_the_fast_path():
     # pydicom's corpus is full of oddities (big endian, deflate, ISO 2022, broken
     # files); the fast path must still read the large majority itself.
     assert len(taken) >= 155, len(taken)
-    headers = [read_header(p, 1024) for p in taken]
+    headers = [read_header(p, settings()) for p in taken]
     implicit = sum(h.dataset.implicit for h in headers)
     with_sequences = sum(any(e[1] == "SQ" for e in h.dataset.elements) for h in headers)
     not_latin1 = sum(h.dataset.encodings not in ("iso8859", ["iso8859"], ["latin_1"])
@@ -99,9 +105,9 @@ def test_read_record_uses_the_fast_path_and_falls_back_for_the_rest(monkeypatch)
 def test_pydicom_settings_the_fast_path_does_not_mirror_turn_it_off(monkeypatch):
     path = pydicom_file("CT_small.dcm")
     size = os.path.getsize(path)
-    assert fastjson.try_fast_record(path, size, 0.0, 1024) is not None
+    assert record.try_fast_record(path, size, 0.0, settings())[0] is not None
     monkeypatch.setattr(pydicom.config, "use_DS_decimal", True)
-    assert fastjson.try_fast_record(path, size, 0.0, 1024) is None
+    assert record.try_fast_record(path, size, 0.0, settings()) == (None, "pydicom settings")
 
 
 # --- a mutated corpus ----------------------------------------------------------
@@ -146,7 +152,7 @@ def test_mutated_files_with_tags(mutated):
 
 
 def count_reads(monkeypatch) -> list[int]:
-    """Make fastdump.read.open_source count reads and bytes: [calls, bytes]."""
+    """Make fastdump.source.open_source count reads and bytes: [calls, bytes]."""
     total = [0, 0]
 
     class Counting(io.BufferedReader):
@@ -156,7 +162,7 @@ def count_reads(monkeypatch) -> list[int]:
             total[1] += len(data)
             return data
 
-    monkeypatch.setattr(fastdump.read, "open_source",
+    monkeypatch.setattr(fastdump.source, "open_source",
                         lambda p, size=None, buffered=True: Counting(io.FileIO(p, "rb")))
     return total
 
@@ -273,7 +279,7 @@ def test_tags_of_private_elements_file_by_file(tmp_path):
         if got != "Unsupported":
             assert got == orjson.dumps(select(orjson.loads(full), tags)), path
             compared += 1
-            implicit += read_header(path, 1024, tags).dataset.implicit
+            implicit += read_header(path, settings(1024, tags)).dataset.implicit
     assert compared >= 40 and implicit >= 15
 
 
@@ -291,7 +297,7 @@ def test_tags_stop_reading_after_the_last_selected_tag(tmp_path, monkeypatch):
     assert reads[1] < 100_000
     # the pydicom path stops there too
     reads[:] = [0, 0]
-    monkeypatch.setattr(fastjson, "config_is_default", lambda: False)
+    monkeypatch.setattr(record, "config_is_default", lambda: False)
     assert fastdump.read_tags(path, tags="PatientID,StudyInstanceUID") == dataset
     assert reads[1] < 100_000
 

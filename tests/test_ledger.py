@@ -6,7 +6,8 @@ import json
 import os
 
 from fastdump.ledger import compact, load, parse_prefix, repair_tail
-from fastdump.record import dumps_line, error_record
+from fastdump.lines import dumps_line
+from fastdump.record import error_record
 
 
 def test_parse_prefix_reads_path_size_mtime():
@@ -42,10 +43,10 @@ def test_load_and_compact(tmp_path):
 
     (tmp_path / "dump.jsonl").write_bytes(rec("/a", 1) + rec("/b", 1) + rec("/a", 2))
     (tmp_path / "errors.jsonl").write_bytes(dumps_line(error_record("/c", "E: x", 3, 1.0)))
-    ledger = load(tmp_path, "dump.jsonl")
+    ledger = load(tmp_path, "dump.jsonl", "errors.jsonl")
     assert ledger.done == {"/a": (2, 1.0), "/b": (1, 1.0), "/c": (3, 1.0)}
     assert ledger.duplicates == 1
-    dropped = compact(tmp_path, "dump.jsonl", {"/a": (2, 1.0), "/c": (3, 1.0)})
+    dropped = compact(tmp_path, "dump.jsonl", "errors.jsonl", {"/a": (2, 1.0), "/c": (3, 1.0)})
     assert [json.loads(x)["path"] for x in dropped] == ["/a", "/b"]
     assert (tmp_path / "dump.jsonl").read_bytes() == rec("/a", 2)
-    assert load(tmp_path, "dump.jsonl").done == {"/a": (2, 1.0), "/c": (3, 1.0)}
+    assert load(tmp_path, "dump.jsonl", "errors.jsonl").done == {"/a": (2, 1.0), "/c": (3, 1.0)}

@@ -7,10 +7,9 @@ import pytest
 
 import fastdump
 from fastdump.cli import main
+from fastdump.formats import get_format
 
 from .conftest import pydicom_file, regular_files
-
-FORMAT_LEDGER = {"jsonl": "dump.jsonl", "tags": "index.jsonl", "parquet": "index.jsonl"}
 
 
 def jsonl(path) -> list[dict]:
@@ -25,7 +24,8 @@ def by_path(records: list[dict]) -> dict[str, dict]:
 
 def records(out, fmt: str) -> dict[str, dict]:
     """What an output holds, per file, in a form that does not depend on part names."""
-    errors = by_path(jsonl(out / "errors.jsonl"))
+    files = get_format(fmt).files
+    errors = by_path(jsonl(out / files.errors))
     if fmt == "jsonl":
         ok = by_path(jsonl(out / "dump.jsonl"))
     elif fmt == "tags":
@@ -37,14 +37,14 @@ def records(out, fmt: str) -> dict[str, dict]:
         result = duckdb.sql(f"select * from read_parquet('{out}/*.parquet')")
         names = result.columns
         ok = by_path([dict(zip(names, row, strict=True)) for row in result.fetchall()])
-        assert set(ok) == {e["path"] for e in jsonl(out / "index.jsonl")}
+        assert set(ok) == {e["path"] for e in jsonl(out / "_index.jsonl")}
     assert not set(ok) & set(errors)
     return {**ok, **{p: {"error": e} for p, e in errors.items()}}
 
 
 def accounted(out, fmt: str) -> set[str]:
-    paths = [r["path"] for name in (FORMAT_LEDGER[fmt], "errors.jsonl")
-             for r in jsonl(out / name)]
+    f = get_format(fmt)
+    paths = [r["path"] for name in (f.ledger_name, f.files.errors) for r in jsonl(out / name)]
     assert len(paths) == len(set(paths))
     return set(paths)
 
@@ -59,7 +59,8 @@ def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
         assert main(["dump", str(archive), "-o", str(out), "--format", fmt, "--shard",
                      f"{i}/3", "-j", "2", "--no-progress"]) == 0
         assert f"(shard {i}/3)" in capsys.readouterr().err
-        assert orjson.loads((out / "summary.json").read_bytes())["shard"] == f"{i}/3"
+        summary_file = out / get_format(fmt).files.summary
+        assert orjson.loads(summary_file.read_bytes())["shard"] == f"{i}/3"
         shards.append(out)
 
     # the shards are disjoint, none is empty, and together they are every file
@@ -71,7 +72,7 @@ def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
     merged = tmp_path / "merged"
     assert main(["merge", *map(str, shards), "-o", str(merged)]) == 0
     assert records(merged, fmt) == records(single, fmt)
-    summary = orjson.loads((merged / "summary.json").read_bytes())
+    summary = orjson.loads((merged / get_format(fmt).files.summary).read_bytes())
     assert (summary["files"], summary["ok"], summary["errors"]) == (
         whole.files, whole.ok, whole.errors)
     assert summary["extra"]["missing_shards"] == []
@@ -117,7 +118,7 @@ def test_unfinished_runs_are_refused(tmp_path):
 def test_parquet_rows_without_ledger_lines_are_refused(tmp_path):
     a = small_dump(tmp_path, "a", ["CT_small.dcm"], fmt="parquet")
     b = small_dump(tmp_path, "b", ["MR_small.dcm", "rtplan.dcm"], fmt="parquet")
-    index = b / "index.jsonl"
+    index = b / "_index.jsonl"
     index.write_bytes(index.read_bytes().splitlines(keepends=True)[0])  # a kill mid-append
     with pytest.raises(fastdump.MergeError, match="does not list"):
         fastdump.merge([a, b], tmp_path / "m")

@@ -16,8 +16,8 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, PersonName
 
 import fastdump
-from fastdump import parquet
 from fastdump.cli import main
+from fastdump.formats import parquet
 
 from .conftest import PYDICOM_FILES, pydicom_file, regular_files
 
@@ -82,13 +82,13 @@ def dumped(archive, tmp_path_factory):
 def test_every_file_exactly_once(dumped):
     archive, out, summary = dumped
     rows = query(out, "select path from {parts}")
-    errors = jsonl(out / "errors.jsonl")
+    errors = jsonl(out / "_errors.jsonl")
     paths = [r["path"] for r in rows] + [e["path"] for e in errors]
     assert len(paths) == len(set(paths))
     assert set(paths) == regular_files(archive)
     assert summary.ok == len(rows) and summary.errors == len(errors) > 0
     # The ledger lists exactly the rows, each in the part that holds it.
-    listed = {(e["path"], e["part"]) for e in jsonl(out / "index.jsonl")}
+    listed = {(e["path"], e["part"]) for e in jsonl(out / "_index.jsonl")}
     held = {(r["path"], os.path.basename(r["filename"]))
             for r in query(out, "select path, filename from "
                                 f"read_parquet('{out}/*.parquet', filename=true)")}
@@ -250,10 +250,10 @@ def everything(out) -> dict[str, dict]:
 
 def check_accounting(out, archive) -> dict[str, dict]:
     rows = everything(out)
-    errors = [e["path"] for e in jsonl(out / "errors.jsonl")]
+    errors = [e["path"] for e in jsonl(out / "_errors.jsonl")]
     assert len(errors) == len(set(errors)) and not set(errors) & set(rows)
     assert set(rows) | set(errors) == regular_files(archive)
-    assert sorted(e["path"] for e in jsonl(out / "index.jsonl")) == sorted(rows)
+    assert sorted(e["path"] for e in jsonl(out / "_index.jsonl")) == sorted(rows)
     assert not list(out.glob(".*"))
     return rows
 
@@ -270,7 +270,7 @@ def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
     before = dump_in_small_parts(small_archive, out, monkeypatch)
     parts = sorted(out.glob("part-*.parquet"))
     assert len(parts) >= 4
-    index = jsonl(out / "index.jsonl")
+    index = jsonl(out / "_index.jsonl")
     # What a kill at different moments leaves behind:
     parts[0].unlink()  # a part lost (disk trouble, a hand)
     parts[1].write_bytes(parts[1].read_bytes()[:300])  # a part cut short
@@ -279,7 +279,7 @@ def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
     last = [e for e in index if e["part"] == parts[-1].name]
     keep = [e for e in index if e["part"] != parts[-1].name] + last[:2]
     lines = b"".join(orjson.dumps(e) + b"\n" for e in keep)
-    (out / "index.jsonl").write_bytes(lines + orjson.dumps(last[2])[:25])
+    (out / "_index.jsonl").write_bytes(lines + orjson.dumps(last[2])[:25])
     lost = {e["path"] for e in index if e["part"] in (parts[0].name, parts[1].name)}
     lost |= {e["path"] for e in last[2:]}
 
@@ -347,3 +347,36 @@ def test_file_names_that_are_not_utf8(tmp_path, monkeypatch):
     assert (again.changed, again.ok) == (1, 1)
     rows = query(out, "select path, mtime from {parts} where path like '%caf%'")
     assert [r["mtime"] for r in rows] == [1e9]
+
+
+def test_the_output_is_one_dataset_for_pandas_pyarrow_and_duckdb(dumped):
+    import pandas
+    import pyarrow.dataset
+    import pyarrow.parquet
+
+    archive, out, summary = dumped
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(("_", "."))) == [
+        "part-00000.parquet"]
+    frame = pandas.read_parquet(out)
+    assert len(frame) == summary.ok
+    assert len(pyarrow.parquet.read_table(out)) == summary.ok
+    assert pyarrow.dataset.dataset(out).count_rows() == summary.ok
+    assert query(out, "select count(*) as n from {parts}") == [{"n": summary.ok}]
+    assert set(frame["path"]) == set(query_paths(out))
+
+
+def query_paths(out) -> list[str]:
+    return [row["path"] for row in query(out, "select path from {parts}")]
+
+
+def test_a_resume_renames_the_side_files_of_an_older_layout(tmp_path):
+    out = tmp_path / "out"
+    files = [pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")]
+    fastdump.dump(files[:1], out, format="parquet", jobs=1, progress=False)
+    for name in ("errors.jsonl", "summary.json", "fastdump.json", "index.jsonl", "parquet.json"):
+        os.replace(out / f"_{name}", out / name)  # as fastdump 0.1 wrote them
+    again = fastdump.dump(files, out, format="parquet", jobs=1, progress=False, resume=True)
+    assert (again.unchanged, again.ok) == (1, 1)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_errors.jsonl", "_fastdump.json", "_index.jsonl", "_parquet.json", "_summary.json",
+        "part-00000.parquet", "part-00001.parquet"]

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 import fastdump
-from fastdump.record import Options, process_batch
-from fastdump.walk import Entry
+from fastdump.types import Entry, Options
+from fastdump.worker import process_batch
 
 from .badfiles import CASES
 from .conftest import pydicom_file, regular_files

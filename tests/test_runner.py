@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 import fastdump
-from fastdump.writers import TagsLayout
+from fastdump.formats.tags import TagsLayout
 
 from .conftest import NOT_DICOM, pydicom_file, regular_files
 

@@ -3,15 +3,21 @@
 Rows go into ``OUTDIR/part-NNNNN.parquet``. A part is written under a hidden
 temporary name, one row group at a time as batches finish, and renamed into
 place when it is closed (every :data:`PART_ROWS` rows and at the end of the
-run). Only then are its files appended to the ledger ``index.jsonl``
+run). Only then are its files appended to the ledger ``_index.jsonl``
 (``{"path","size","mtime","part"}``), so a resume never trusts rows of a part
 that was not closed: its files are simply read again.
 
+Every other file of OUTDIR starts with ``_`` (``_errors.jsonl``,
+``_summary.json``, ...) or ``.``: the directory readers of pandas, pyarrow,
+Spark and DuckDB skip those, so ``pandas.read_parquet(OUTDIR)`` reads the parts
+as one dataset.
+
 :func:`reconcile` makes parts and ledger agree again after a kill or a
 compaction (leftover temporary parts deleted, rows without a ledger line
-dropped, ledger lines of lost parts dropped). pyarrow is imported only here,
-and only when a Parquet file is actually written or read; the worker side
-(:func:`serialize_parquet`) needs only the standard library.
+dropped, ledger lines of lost parts dropped). pyarrow is imported only when a
+Parquet file is actually written or read; the worker side
+(:func:`serialize_parquet`) needs only the standard library and pydicom's
+dictionary.
 """
 
 from __future__ import annotations
@@ -20,22 +26,25 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
-from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 
-from . import ledger
-from .errors import OptionError, OutputDirError
-from .record import Options, dumps_line
-from .walk import Entry
-from .writers import Writer, atomic_write
+from .. import ledger
+from ..compat import import_optional
+from ..errors import MergeError, OptionError, OutputDirError
+from ..lines import dumps_line
+from ..outdir import PLAIN, UNDERSCORED, atomic_write
+from ..types import Options, Outcome, Stat
+from .base import Format, Merger, Serializer, Writer, ledger_line
 
-SETTINGS_FILE = "parquet.json"
+INDEX_FILE = "_index.jsonl"  # the ledger
+SETTINGS_FILE = "_parquet.json"  # the columns, kept for resume and merge
 PART_GLOB = "part-*.parquet"
 PART_ROWS = 100_000  # rows per part: what a kill can cost, at most, on resume
 ROW_GROUP_ROWS = 4096
@@ -77,6 +86,8 @@ class Column:
 @cache
 def column(keyword: str) -> Column:
     """The column for a DICOM keyword; OptionError for one that is unknown or not a scalar."""
+    from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
+
     tag = tag_for_keyword(keyword)
     if tag is None:
         raise OptionError(f"--columns: {keyword!r} is not a DICOM keyword (spelled as in "
@@ -96,14 +107,10 @@ def column(keyword: str) -> Column:
     return Column(keyword, f"{tag:08X}", kind, dictionary_VM(tag) != "1", tag >> 16 == 2)
 
 
-def check_columns(fmt: str, columns: Sequence[str] | str | None) -> tuple[str, ...] | None:
+def check_columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:
     """Validate ``--columns`` before anything is written; None means "not chosen"."""
     if columns is None:
-        if fmt == "parquet":
-            _pyarrow()
         return None
-    if fmt != "parquet":
-        raise OptionError("--columns applies to --format parquet only")
     if isinstance(columns, str):
         columns = columns.split(",")
     chosen = tuple(dict.fromkeys(c.strip() for c in columns if c.strip()))
@@ -111,7 +118,6 @@ def check_columns(fmt: str, columns: Sequence[str] | str | None) -> tuple[str, .
         raise OptionError("--columns: give at least one DICOM keyword")
     for keyword in chosen:
         column(keyword)
-    _pyarrow()
     return chosen
 
 
@@ -196,14 +202,9 @@ def _json(value: Any) -> str:
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet  # noqa: F401 - loads the submodule for pq use below
-    except ImportError:
-        raise OptionError(
-            '--format parquet needs pyarrow: pip install "fastdump[parquet]"'
-        ) from None
-    return pyarrow
+    pa = import_optional("pyarrow", "parquet", "--format parquet")
+    import_optional("pyarrow.parquet", "parquet", "--format parquet")
+    return pa
 
 
 def arrow_schema(columns: Sequence[str]) -> Any:
@@ -220,32 +221,66 @@ def arrow_schema(columns: Sequence[str]) -> Any:
     return pa.schema(fields)
 
 
-def prepare(out_dir: Path, opts: Options, resume: bool) -> Options:
-    """Settle the columns of OUTDIR (a resume keeps those of the first run) and recover it."""
-    settings = out_dir / SETTINGS_FILE
-    columns = opts.columns
-    if resume and settings.exists():
-        before = tuple(json.loads(settings.read_bytes())["columns"])
-        if columns is not None and columns != before:
-            raise OutputDirError(
-                f"OUTDIR {out_dir} holds Parquet with --columns {','.join(before)}; resume "
-                "without --columns (or with the same ones), or use another OUTDIR"
-            )
-        columns = before
-    columns = columns or DEFAULT_COLUMNS
-    atomic_write(settings, orjson.dumps({"columns": list(columns)}))
-    if resume:
-        reconcile(out_dir)
-    return dataclasses.replace(opts, columns=columns)
+class ParquetFormat(Format):
+    name = "parquet"
+    ledger_name = INDEX_FILE
+    files = UNDERSCORED
+
+    def check_options(self, opts: Options) -> Options:
+        _pyarrow()  # before anything is written: say which pip install is missing
+        return dataclasses.replace(opts, columns=check_columns(opts.columns))
+
+    def claim(self, out: Path, resume: bool, overwrite: bool) -> None:
+        if resume and out.is_dir():
+            _rename_side_files(out)
+        super().claim(out, resume, overwrite)
+
+    def prepare(self, out: Path, opts: Options, resume: bool) -> Options:
+        """Settle the columns of OUTDIR (a resume keeps those of the first run) and recover it."""
+        settings = out / SETTINGS_FILE
+        columns = opts.columns
+        if resume and settings.exists():
+            before = tuple(json.loads(settings.read_bytes())["columns"])
+            if columns is not None and columns != before:
+                raise OutputDirError(
+                    f"OUTDIR {out} holds Parquet with --columns {','.join(before)}; resume "
+                    "without --columns (or with the same ones), or use another OUTDIR"
+                )
+            columns = before
+        columns = columns or DEFAULT_COLUMNS
+        atomic_write(settings, orjson.dumps({"columns": list(columns)}))
+        if resume:
+            reconcile(out)
+        return dataclasses.replace(opts, columns=columns)
+
+    def finished(self, out: Path) -> bool:
+        return super().finished(out) and not any(out.glob(".part-*.parquet.tmp"))
+
+    def serializer(self, opts: Options) -> Serializer:
+        return partial(serialize_parquet, opts=opts)
+
+    def open_writer(self, out: Path, roots: Sequence[str]) -> Writer:
+        return ParquetWriter(out, self)
+
+    def merger(self, tmp: Path) -> Merger:
+        return ParquetMerger(self, tmp)
+
+
+def _rename_side_files(out: Path) -> None:
+    """An OUTDIR written before the side files took a leading ``_``: give them it."""
+    old = {PLAIN.errors: UNDERSCORED.errors, PLAIN.summary: UNDERSCORED.summary,
+           PLAIN.manifest: UNDERSCORED.manifest, "index.jsonl": INDEX_FILE,
+           "parquet.json": SETTINGS_FILE}
+    for before, after in old.items():
+        if (out / before).exists() and not (out / after).exists():
+            os.replace(out / before, out / after)
 
 
 class ParquetWriter(Writer):
     """Rows -> row groups of the open part; a part's ledger lines only once it is closed."""
 
-    ledger_name = "index.jsonl"
-
-    def __init__(self, out_dir: Path, layout: Any = None) -> None:
-        super().__init__(out_dir)
+    def __init__(self, out_dir: Path, fmt: Format) -> None:
+        super().__init__(out_dir, fmt)
         self._pq = _pyarrow().parquet
         columns = json.loads((out_dir / SETTINGS_FILE).read_bytes())["columns"]
         self.schema = arrow_schema(columns)
@@ -255,15 +290,11 @@ class ParquetWriter(Writer):
         self._part_lines: list[bytes] = []  # ledger lines of the open part
         self._part_no = _next_part_no(out_dir)
 
-    @classmethod
-    def prepare(cls, out_dir: Path, opts: Options, resume: bool) -> Options:
-        return prepare(out_dir, opts, resume)
-
-    def write(self, entry: Entry, payload: tuple) -> None:
-        self._rows.append(payload)
-        self._row_bytes += len(payload[-2])
-        self._part_lines.append(dumps_line({"path": entry.path, "size": entry.size,
-                                            "mtime": entry.mtime, "part": self._part_name}))
+    def write(self, outcome: Outcome) -> None:
+        row = outcome.payload
+        self._rows.append(row)
+        self._row_bytes += len(row[-2])
+        self._part_lines.append(ledger_line(outcome, part=self._part_name))
         if len(self._rows) >= ROW_GROUP_ROWS or self._row_bytes >= ROW_GROUP_BYTES:
             self._write_row_group()
 
@@ -276,7 +307,7 @@ class ParquetWriter(Writer):
         self._close_part()
         super().close()
 
-    def forget(self, dropped: list[str], current: dict[str, Any]) -> None:
+    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
         # The compacted ledger no longer lists the rows of changed and vanished files.
         reconcile(self.out_dir)
 
@@ -325,7 +356,8 @@ def _next_part_no(out_dir: Path) -> int:
 
 # --- recovery: parts and ledger agree again -----------------------------------
 
-Key = tuple[str, int | None, float | None]
+Key = tuple[str, int | None, float | None]  # a row: path, size, mtime
+PartKey = tuple[str, str, int | None, float | None]  # a ledger line: part, path, size, mtime
 
 
 def reconcile(out_dir: Path) -> None:
@@ -336,9 +368,9 @@ def reconcile(out_dir: Path) -> None:
     """
     for leftover in out_dir.glob(".part-*.parquet.tmp"):
         leftover.unlink()
-    index = out_dir / ParquetWriter.ledger_name
+    index = out_dir / INDEX_FILE
     listed = _listed(index)
-    lost: set[Key] = set()  # ledger lines whose row is not there
+    lost: set[PartKey] = set()  # ledger lines whose row is not there
     for part in sorted(set(listed) | {p.name for p in out_dir.glob(PART_GLOB)}):
         keys = listed.get(part, set())
         if _num_rows(out_dir / part) == len(keys) > 0:
@@ -407,7 +439,7 @@ def _filter_part(part: Path, keep: list[bool]) -> None:
     os.replace(tmp, part)
 
 
-def _drop_lines(index: Path, lost: set[tuple]) -> None:
+def _drop_lines(index: Path, lost: set[PartKey]) -> None:
     tmp = index.with_name(f".{index.name}.reconcile")
     with open(tmp, "wb") as out:
         for line in ledger.iter_lines(index):
@@ -415,3 +447,51 @@ def _drop_lines(index: Path, lost: set[tuple]) -> None:
             if (entry["part"], *_key(entry)) not in lost:
                 out.write(line)
     os.replace(tmp, index)
+
+
+# --- merge --------------------------------------------------------------------------
+
+
+class ParquetMerger(Merger):
+    """Copies whole parts (renumbered) and their ledger lines; inputs must share columns."""
+
+    def __init__(self, fmt: Format, tmp: Path) -> None:
+        super().__init__(fmt, tmp)
+        self.columns: list[str] | None = None
+        self.parts = 0
+        self.renamed: dict[str, str] = {}  # the current input's part -> its name in OUT
+
+    def start(self, src: Path) -> None:
+        columns = json.loads((src / SETTINGS_FILE).read_bytes())["columns"]
+        if self.columns is None:
+            self.columns = columns
+        elif columns != self.columns:
+            raise MergeError(f"{src} has other Parquet columns than the inputs before it: "
+                             "dump every shard with the same --columns")
+        self.renamed = {}
+
+    def copy(self, src: Path, line: bytes, out: BinaryIO) -> None:
+        entry = json.loads(line)
+        part = entry["part"]
+        if part not in self.renamed:
+            self.renamed[part] = f"part-{self.parts:05d}.parquet"
+            self.parts += 1
+            shutil.copyfile(src / part, self.tmp / self.renamed[part])
+        entry["part"] = self.renamed[part]
+        out.write(dumps_line(entry))
+
+    def end(self, src: Path) -> None:
+        """Every row of every part has its ledger line: else the run was cut short."""
+        listed = dict.fromkeys(self.renamed, 0)
+        if (src / INDEX_FILE).exists():
+            for line in ledger.iter_lines(src / INDEX_FILE):
+                listed[json.loads(line)["part"]] += 1
+        rows = {p.name: _num_rows(p) for p in src.glob(PART_GLOB)}
+        cut_short = any(rows.get(part) != count for part, count in listed.items())
+        if cut_short or set(rows) - set(listed):
+            raise MergeError(f"{src} holds Parquet rows its {INDEX_FILE} does not list "
+                             "(a run cut short): finish it with fastdump dump ... --resume")
+
+    def finish(self) -> None:
+        if self.columns is not None:
+            atomic_write(self.tmp / SETTINGS_FILE, orjson.dumps({"columns": self.columns}))

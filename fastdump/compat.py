@@ -1,0 +1,74 @@
+"""Third-party libraries: optional ones imported with a clear error, and every
+private name of one that fastdump relies on, in one place.
+
+pydicom, loky (joblib's process pool) and s3fs expose no public way to do these
+few things; each is wrapped here with why it is needed, and
+``tests/test_compat.py`` checks that every one of them still exists, so an
+upgrade that removes one fails a test instead of a run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from .errors import OptionError
+
+
+def import_optional(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import an optional dependency, or say which ``pip install`` brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise OptionError(f"{needed_for} needs {module.split('.')[0]}: "
+                          f'pip install "fastdump[{extra}]"') from None
+
+
+# --- pydicom ------------------------------------------------------------------
+
+
+def dictionary_vr_fast(tag: int) -> Any:
+    """pydicom's VR lookup for undefined-length elements (what its reader uses)."""
+    from pydicom.datadict import _dictionary_vr_fast
+
+    return _dictionary_vr_fast(tag)
+
+
+def character_sets(ds: Any) -> str | list[str]:
+    """The Python codecs a pydicom Dataset decodes its text with."""
+    return ds._character_set
+
+
+def raw_elements(ds: Any) -> dict[int, Any]:
+    """A Dataset's element store: raw elements stay raw (deferred values unread) here."""
+    return ds._dict
+
+
+# --- loky (joblib) ----------------------------------------------------------------
+
+
+def current_loky_executor() -> Any:
+    """The reusable executor this process started, or None."""
+    from joblib.externals.loky import reusable_executor
+
+    return reusable_executor._executor
+
+
+def starts_workers_on_submit(executor: Any) -> bool:
+    """Whether the next submit may start worker processes (loky starts missing ones
+    lazily, in submit): then SIGINT must be ignored meanwhile, so they inherit it."""
+    processes = getattr(executor, "_processes", None)
+    return processes is None or len(processes) < executor._max_workers
+
+
+# --- s3fs / fsspec ----------------------------------------------------------------
+
+
+def s3_pages(fs: Any, bucket: str, prefix: str) -> Any:
+    """s3fs's async iterator over the pages of a flat listing (1000 keys each)."""
+    return fs._iterdir(bucket, delimiter="", prefix=prefix)
+
+
+def has_s3_pages(fs: Any) -> bool:
+    return hasattr(fs, "_iterdir")

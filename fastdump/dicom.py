@@ -1,0 +1,169 @@
+"""The DICOM rules both read paths follow: the pydicom path (read.py + convert.py)
+and the fast path (fastread.py + fastjson.py) take them from here, so that their
+output stays byte-identical.
+
+A leaf module: it imports nothing of fastdump and nothing of pydicom, so the
+fast path can start without pydicom. Where a rule restates one of pydicom's
+constants, ``tests/test_dicom.py`` checks that they still agree.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+# --- tags ---------------------------------------------------------------------
+
+TRANSFER_SYNTAX = 0x00020010
+CHARSET = 0x00080005  # Specific Character Set: how every text value is decoded
+PIXEL_REPRESENTATION = 0x00280103  # decides 'US or SS' values
+PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # reading stops here
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+UNDEFINED_LENGTH = 0xFFFFFFFF
+# Tags whose VR is 'US or SS' in the dictionary (pydicom resolves them with
+# Pixel Representation).
+US_OR_SS = frozenset({0x00189810, 0x00221452, 0x00280104, 0x00280105, 0x00280106, 0x00280107,
+                      0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120, 0x00280121,
+                      0x00281101, 0x00281102, 0x00281103, 0x00283002, 0x00409211, 0x00409216,
+                      0x00603004, 0x00603006})
+# LUT Descriptors: pydicom reads their first value as unsigned whatever the VR.
+LUT_DESCRIPTORS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+def is_private_creator(tag: int) -> bool:
+    """(gggg,0010-00FF) of an odd group: names who owns a block of private elements."""
+    return bool(tag >> 16 & 1) and 0x10 <= tag & 0xFFFF < 0x100
+
+
+def private_creator_of(tag: int) -> int:
+    """The private creator element that reserves the block of private ``tag``."""
+    return (tag & 0xFFFF0000) | ((tag & 0xFFFF) >> 8)
+
+
+# --- transfer syntaxes ----------------------------------------------------------
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+
+
+# --- VRs ------------------------------------------------------------------------
+
+# Long values of these are never read but written as BulkDataURIs: the binary
+# VRs (pydicom's BYTES_VR and the ambiguous binary VRs) ...
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW",
+                        "US or SS or OW"})
+# ... and with --bulk-any-vr every VR PS3.18 F.2.7 allows as bulk data.
+BULK_ANY_VRS = BINARY_VRS | frozenset(
+    {"DS", "FL", "FD", "IS", "LT", "SL", "SS", "ST", "SV", "UC", "UL", "UR", "US", "UT", "UV"})
+AMBIGUOUS_VRS = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
+# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                             "UT", "UV"})
+VR_NAMES = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT",
+                      "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST",
+                      "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"})
+TEXT_VR_DELIMS = {0x0D, 0x0A, 0x09, 0x0C}  # pydicom's: text VRs end a charset run here
+
+
+def inline_max(bulk_threshold: int) -> int:
+    """Longest binary value (bytes) written inline for a base64 bulk threshold.
+
+    pydicom compares the *base64* length with the threshold, so the raw limit
+    is three quarters of it; anything longer is never read.
+    """
+    return (bulk_threshold // 4) * 3
+
+
+def bulk_uri(uri: str, offset: int, length: int) -> str:
+    """A BulkDataURI: the value's bytes are ``length`` bytes at ``offset`` of ``uri``."""
+    return f"{uri}?offset={offset}&length={length}"
+
+
+# --- character sets ---------------------------------------------------------------
+
+DEFAULT_ENCODING = "iso8859"  # pydicom's codec for the default repertoire (ISO-IR 6)
+# Codecs (as pydicom's convert_encodings names them) that decode any byte: text in
+# them never fails to decode, so it needs no check.
+NEVER_FAILING = frozenset({DEFAULT_ENCODING, "latin_1", "iso8859_1", "iso-8859-1"})
+
+
+def never_fails(encodings: str | list[str]) -> bool:
+    """True when every codec of a dataset's character sets decodes any byte."""
+    if isinstance(encodings, str):
+        return encodings in NEVER_FAILING
+    return all(e in NEVER_FAILING for e in encodings)
+
+
+def is_latin1(encodings: str | list[str]) -> bool:
+    """One character set whose codec decodes bytes as latin-1 does (the default one,
+    ISO_IR 100): text in it is decoded straight, unless it holds ISO 2022 escapes."""
+    if isinstance(encodings, str):
+        return encodings in NEVER_FAILING
+    return len(encodings) == 1 and encodings[0] in NEVER_FAILING
+
+
+# --- files ------------------------------------------------------------------------
+
+# Groups a DICOM stream without preamble can plausibly start with: the file
+# meta group, or the first groups of a dataset (identifying, patient...).
+_FIRST_GROUPS = {0x0002, 0x0008}
+
+
+def has_preamble(head: bytes) -> bool:
+    """The 128-byte preamble and the ``DICM`` marker (``head``: the file's first bytes)."""
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def looks_like_raw_dataset(head: bytes) -> bool:
+    """True when the bytes start with a plausible element (no preamble, no meta)."""
+    if len(head) < 8:
+        return False
+    group_le, group_be = struct.unpack("<H", head[:2])[0], struct.unpack(">H", head[:2])[0]
+    return group_le in _FIRST_GROUPS or group_be in _FIRST_GROUPS
+
+
+def record(path: str, size: int, mtime: float | None, meta: dict[str, Any],
+           dataset: dict[str, Any], warnings: list[dict[str, str]] | None = None
+           ) -> dict[str, Any]:
+    """A dump.jsonl record. Key order is part of the output: keep it."""
+    out: dict[str, Any] = {"path": path, "size": size, "mtime": mtime, "meta": meta,
+                           "dataset": dataset}
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+# --- caches -------------------------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedCache(dict, Generic[K, V]):
+    """``cache[key]`` is ``compute(key)``, remembered for up to ``limit`` keys.
+
+    A dict, so a hit costs a plain dict lookup; bounded, so a stream of odd
+    files (random private tags) cannot grow a worker's memory without end.
+    """
+
+    def __init__(self, compute: Callable[[K], V], limit: int = 100_000) -> None:
+        super().__init__()
+        self._compute = compute
+        self._limit = limit
+
+    def __missing__(self, key: K) -> V:
+        value = self._compute(key)
+        if len(self) < self._limit:
+            self[key] = value
+        return value
+
+
+def _key(tag: int) -> str:
+    return f"{tag:08X}"
+
+
+# "0008103E": the DICOM JSON key of a tag
+TAG_KEYS: BoundedCache[int, str] = BoundedCache(_key, 200_000)

@@ -1,0 +1,170 @@
+"""What an output format is: one object that knows its whole life cycle.
+
+A format says how a record becomes bytes in a worker (:meth:`Format.serializer`),
+how the parent writes those bytes into OUTDIR (:meth:`Format.open_writer`), what
+its ledger is (the file whose lines say which files are done: the basis of
+``--resume``), how OUTDIR is claimed, repaired after a kill and reconciled
+after a resume (:meth:`Format.claim`, :meth:`Format.prepare`), and how the
+outputs of several runs are joined (:meth:`Format.merger`). The runner, the
+workers and ``fastdump merge`` only ever ask the format.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import orjson
+
+from .. import ledger
+from .._version import __version__
+from ..errors import OptionError, OutputDirError
+from ..lines import dumps_line
+from ..outdir import PLAIN, AppendFile, SideFiles, atomic_write, find_manifest
+from ..types import Options, Outcome, Stat, Summary
+
+Serializer = Callable[[dict[str, Any]], Any]
+
+
+class Writer:
+    """Parent side of a format: errors go to errors.jsonl; ``write`` is the format's own."""
+
+    def __init__(self, out_dir: Path, fmt: Format) -> None:
+        self.out_dir = out_dir
+        self.errors = AppendFile(out_dir / fmt.files.errors)
+        self.ledger = AppendFile(out_dir / fmt.ledger_name)
+
+    def write(self, outcome: Outcome) -> None:
+        """One dumped file: ``outcome.payload`` is what the serializer made of its record."""
+        raise NotImplementedError
+
+    def write_error(self, line: bytes) -> None:
+        self.errors.write(line)
+
+    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
+        """Called after a resume with the ledger lines dropped as stale."""
+
+    def flush(self) -> None:
+        self.ledger.flush()
+        self.errors.flush()
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.errors.close()
+
+
+class Merger:
+    """``fastdump merge`` for one format: copies each input's ledger lines (and what
+    they point at) into the merged directory ``tmp``. The base copies lines as they are."""
+
+    def __init__(self, fmt: Format, tmp: Path) -> None:
+        self.fmt = fmt
+        self.tmp = tmp
+
+    def start(self, src: Path) -> None:
+        """Before the lines of input ``src``: check it can join the others."""
+
+    def copy(self, src: Path, line: bytes, out: BinaryIO) -> None:
+        out.write(line)
+
+    def end(self, src: Path) -> None:
+        """After the lines of input ``src``."""
+
+    def finish(self) -> None:
+        """After every input: write what the merged directory needs beside its ledger."""
+
+
+class Format:
+    """An output format. Subclasses set ``name`` and ``ledger_name`` and implement
+    :meth:`serializer` and :meth:`open_writer`; the rest has working defaults."""
+
+    name: ClassVar[str]
+    ledger_name: ClassVar[str] = "dump.jsonl"
+    files: ClassVar[SideFiles] = PLAIN  # errors.jsonl, summary.json, fastdump.json
+
+    # -- options (parent, before anything is written) -------------------------------
+
+    def check_options(self, opts: Options) -> Options:
+        """Refuse options this format cannot use; return them settled."""
+        if opts.columns is not None:
+            raise OptionError("--columns applies to --format parquet only")
+        return opts
+
+    # -- OUTDIR ------------------------------------------------------------------
+
+    def claim(self, out: Path, resume: bool, overwrite: bool) -> None:
+        """Make OUTDIR this run's: new or empty, or an earlier run of this format that
+        is resumed (or overwritten). Writes ``fastdump.json``."""
+        if out.exists() and not out.is_dir():
+            raise OutputDirError(f"OUTDIR {out} is a file, not a directory")
+        if out.is_dir() and any(out.iterdir()):
+            self._check_earlier_run(out, resume, overwrite)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out / self.files.manifest,
+                         orjson.dumps({"format": self.name, "fastdump_version": __version__}))
+        except OSError as exc:
+            raise OutputDirError(f"cannot write to OUTDIR {out}: {exc.strerror or exc}") from exc
+
+    def _check_earlier_run(self, out: Path, resume: bool, overwrite: bool) -> None:
+        manifest = find_manifest(out)
+        if manifest is None:
+            raise OutputDirError(f"OUTDIR {out} is not empty and holds no fastdump output: "
+                                 "choose an empty or new directory")
+        before = orjson.loads(manifest.read_bytes()).get("format")
+        if resume and before != self.name:
+            raise OutputDirError(f"OUTDIR {out} holds a --format {before} run; resume it with "
+                                 "that format, or use another OUTDIR")
+        if overwrite and not resume:
+            shutil.rmtree(out)
+        elif not resume:
+            raise OutputDirError(f"OUTDIR {out} already holds a fastdump run: use --resume to "
+                                 "finish or update it, or --overwrite to replace it")
+
+    def prepare(self, out: Path, opts: Options, resume: bool) -> Options:
+        """Before the ledger is read: settle the format's options, repair what a kill left."""
+        return opts
+
+    def load_ledger(self, out: Path) -> ledger.Ledger:
+        """What an earlier run in OUTDIR accounted for (repairing a line cut by a kill)."""
+        return ledger.load(out, self.ledger_name, self.files.errors)
+
+    def compact(self, out: Path, current: dict[str, Stat]) -> list[bytes]:
+        """After a resume: one line per file that exists now. Returns the ledger lines dropped."""
+        return ledger.compact(out, self.ledger_name, self.files.errors, current)
+
+    def write_summary(self, out: Path, summary: Summary) -> None:
+        atomic_write(out / self.files.summary,
+                     orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+
+    def read_summary(self, out: Path) -> dict[str, Any] | None:
+        path = out / self.files.summary
+        return orjson.loads(path.read_bytes()) if path.exists() else None
+
+    def finished(self, out: Path) -> bool:
+        """Whether OUTDIR holds a run that ended, not one interrupted or killed."""
+        summary = self.read_summary(out)
+        return summary is not None and not summary.get("interrupted")
+
+    # -- the two halves ----------------------------------------------------------------
+
+    def serializer(self, opts: Options) -> Serializer:
+        """Worker side: a record -> what the writer writes (bytes, or a row)."""
+        raise NotImplementedError
+
+    def open_writer(self, out: Path, roots: Sequence[str]) -> Writer:
+        """Parent side. ``roots``: the PATHs of the run (where the walk started)."""
+        raise NotImplementedError
+
+    # -- merge -------------------------------------------------------------------------
+
+    def merger(self, tmp: Path) -> Merger:
+        return Merger(self, tmp)
+
+
+def ledger_line(outcome: Outcome, **extra: Any) -> bytes:
+    """A ledger line for a file whose record lives elsewhere (tag list, Parquet row)."""
+    return dumps_line({"path": outcome.path, "size": outcome.size, "mtime": outcome.mtime,
+                       **extra})

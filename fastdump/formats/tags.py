@@ -1,0 +1,116 @@
+"""``--format tags``: the seed notebook's output done right for a whole archive.
+
+One ``<name>_tags.txt`` per file, listing its tags ``(gggg,eeee)`` in the order
+of pydicom's ``Dataset.iterall()``, nested ones indented; the input tree is
+mirrored under OUTDIR, so two ``IM0001`` in different folders never collide.
+``index.jsonl`` is the ledger: which file went where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import MergeError
+from ..outdir import atomic_write
+from ..types import Options, Outcome, Stat
+from .base import Format, Merger, Serializer, Writer, ledger_line
+
+
+class TagsFormat(Format):
+    name = "tags"
+    ledger_name = "index.jsonl"
+
+    def serializer(self, opts: Options) -> Serializer:
+        return serialize_tags
+
+    def open_writer(self, out: Path, roots: Sequence[str]) -> Writer:
+        return TagsWriter(out, self, TagsLayout(roots))
+
+    def merger(self, tmp: Path) -> Merger:
+        return TagsMerger(self, tmp)
+
+
+def serialize_tags(record: dict[str, Any]) -> bytes:
+    """The record's tags, one ``(gggg,eeee)`` per line, sequence items indented."""
+    lines: list[str] = []
+    _tag_lines(record["dataset"], 0, lines)
+    return "".join(lines).encode("ascii")
+
+
+def _tag_lines(dataset: dict[str, Any], depth: int, lines: list[str]) -> None:
+    indent = "  " * depth
+    # Dataset.iterall() yields tags in sorted order at every level.
+    for key in sorted(dataset, key=lambda k: int(k, 16)):
+        lines.append(f"{indent}({key[:4]},{key[4:]})\n")
+        element = dataset[key]
+        if element.get("vr") == "SQ":
+            for item in element.get("Value", []):
+                _tag_lines(item, depth + 1, lines)
+
+
+class TagsWriter(Writer):
+    """Each tag list written whole (atomically), then its ledger line."""
+
+    def __init__(self, out_dir: Path, fmt: Format, layout: TagsLayout) -> None:
+        super().__init__(out_dir, fmt)
+        self.layout = layout
+
+    def write(self, outcome: Outcome) -> None:
+        target = self.out_dir / self.layout.relative_target(outcome.path)
+        atomic_write(target, outcome.payload)
+        self.ledger.write(ledger_line(outcome, tags_file=str(target.relative_to(self.out_dir))))
+
+    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
+        # A vanished file's tag list goes too; a changed file's was rewritten in place.
+        for line in dropped:
+            old = json.loads(line.decode("utf-8", "surrogateescape"))
+            if old.get("path") not in current and old.get("tags_file"):
+                (self.out_dir / old["tags_file"]).unlink(missing_ok=True)
+
+
+class TagsLayout:
+    """Where a file's tag list goes: its path relative to the inputs, mirrored under OUTDIR.
+
+    Paths are taken relative to the common folder of the inputs (the current
+    directory for lists of files), so the same name in two folders never
+    collides; a path outside it is mirrored whole.
+    """
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        absolute = [os.path.abspath(r) for r in roots]
+        if not absolute:
+            self.base = os.getcwd()
+        else:
+            base = os.path.commonpath(absolute)
+            self.base = base if os.path.isdir(base) else os.path.dirname(base)
+
+    def relative_target(self, path: str) -> str:
+        rel = os.path.relpath(path, self.base)
+        if rel.startswith(os.pardir):
+            rel = path.lstrip(os.sep)
+        folder, name = os.path.split(rel)
+        stem = name[:-4] if name.endswith(".dcm") else name
+        # "X.dcm" and "X" side by side would both become X_tags.txt: keep the
+        # extension of the .dcm one so that neither overwrites the other.
+        if stem != name and os.path.lexists(os.path.join(os.path.dirname(path), stem)):
+            stem = name
+        return os.path.join(folder, f"{stem}_tags.txt")
+
+
+class TagsMerger(Merger):
+    """Copies each tag list beside its ledger line; two inputs writing one list are refused."""
+
+    def copy(self, src: Path, line: bytes, out: BinaryIO) -> None:
+        tags_file = json.loads(line)["tags_file"]
+        target = self.tmp / tags_file
+        if target.exists():
+            raise MergeError(f"two inputs write the tag list {tags_file} (the second is {src}): "
+                             "were they dumped from different PATHs?")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src / tags_file, target)
+        out.write(line)

@@ -1,0 +1,122 @@
+"""The values that cross between fastdump's layers: what the walk finds, what a
+worker is asked and answers, what a run reports.
+
+Near the bottom of the layers: it imports only the leaf :mod:`fastdump.dicom`.
+Entries and outcomes are flat named tuples because batches of them are pickled
+to and from the workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from ._version import __version__
+from .dicom import BINARY_VRS, BULK_ANY_VRS, inline_max
+
+Stat = tuple[int | None, float | None]  # (size, mtime) as a ledger records them
+
+
+class Entry(NamedTuple):
+    """A regular file to dump. ``path`` is absolute; size and mtime come from the walk."""
+
+    path: str
+    size: int
+    mtime: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something found by the walk that cannot be dumped: it becomes an error record."""
+
+    path: str
+    error: str
+    size: int | None = None
+    mtime: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A directory entry that is not a regular file (symlink not followed, FIFO, socket...)."""
+
+    path: str
+    reason: str
+
+
+Found = Entry | Problem | Skipped
+Batch = list[Entry | Problem]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSettings:
+    """How one file is read: the same for every file of a run, and for both read paths."""
+
+    bulk_threshold: int = 1024  # base64 length above which a value is a BulkDataURI
+    tags: frozenset[int] | None = None  # --tags: only these top-level elements
+    bulk_any_vr: bool = False  # --bulk-any-vr: long values of any VR PS3.18 allows as bulk
+
+    @property
+    def inline_max(self) -> int:
+        """Longest binary value (bytes) written inline."""
+        return inline_max(self.bulk_threshold)
+
+    @property
+    def bulk_vrs(self) -> frozenset[str]:
+        return BULK_ANY_VRS if self.bulk_any_vr else BINARY_VRS
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What each worker needs to know about the run."""
+
+    read: ReadSettings = ReadSettings()
+    file_timeout: float | None = 300.0
+    format: str = "jsonl"
+    columns: tuple[str, ...] | None = None  # --format parquet: the tag columns
+
+
+class Outcome(NamedTuple):
+    """A worker's answer for one file: ``payload`` when ok, ``error_line`` when not.
+
+    ``size`` and ``mtime`` are those the worker read (the file may have changed
+    since the walk). ``fallback`` names why the file left the fast path, if it did.
+    """
+
+    path: str
+    size: int | None
+    mtime: float | None
+    payload: Any = None
+    error_line: bytes | None = None
+    fallback: str | None = None
+
+
+@dataclass
+class Summary:
+    """What a run did. Also written to OUTDIR/summary.json."""
+
+    out_dir: str
+    format: str
+    files: int = 0  # regular files found by the walk
+    ok: int = 0  # dumped this run
+    errors: int = 0  # reported in errors.jsonl this run
+    skipped: int = 0  # symlinks not followed, FIFOs, sockets...
+    unchanged: int = 0  # already in OUTDIR with the same size and mtime (--resume)
+    new: int = 0
+    changed: int = 0
+    gone: int = 0  # in OUTDIR from an earlier run, no longer in the archive
+    bytes: int = 0  # size of the files read this run
+    seconds: float = 0.0
+    files_per_s: float = 0.0
+    mb_per_s: float = 0.0
+    jobs: int = 1
+    fallbacks: int = 0  # files the fast path left to pydicom
+    fallback_reasons: dict[str, int] = field(default_factory=dict)  # why, counted
+    interrupted: bool = False
+    stopped_by: str | None = None  # what interrupted it: "SIGINT", "standard output closed"
+    shard: str | None = None  # "I/N" for a --shard run
+    fastdump_version: str = __version__
+    pydicom_version: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

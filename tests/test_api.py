@@ -1,0 +1,51 @@
+"""The Python API: iter_records gives what dump writes, errors described the same way."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+import fastdump
+from fastdump.lines import dumps_line
+
+from .conftest import pydicom_file
+
+
+def lines(path) -> list[bytes]:
+    return path.read_bytes().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"tags": "PatientID,Modality,ReferencedImageSequence"},
+                                    {"bulk_any_vr": True, "bulk_threshold": 64}])
+def test_iter_records_equals_a_dump(archive, tmp_path, kwargs):
+    fastdump.dump([archive], tmp_path / "out", jobs=2, progress=False, **kwargs)
+    expected = lines(tmp_path / "out" / "dump.jsonl") + lines(tmp_path / "out" / "errors.jsonl")
+    got = [dumps_line(r).rstrip(b"\n") for r in fastdump.iter_records([archive], **kwargs)]
+    assert sorted(got) == sorted(expected)
+
+
+def test_iter_records_describes_a_truncated_file_as_errors_jsonl_does():
+    (record,) = fastdump.iter_records([pydicom_file("rtplan_truncated.dcm")])
+    assert record["error"].startswith("TruncatedError: the file is truncated")
+    assert "partial" in record and "dataset" in record["partial"]
+    assert "{" not in record["error"]  # the reason, not the partial dataset's repr
+    with pytest.raises(fastdump.TruncatedError) as caught:
+        fastdump.read_record(pydicom_file("rtplan_truncated.dcm"))
+    assert caught.value.reason == record["error"].removeprefix("TruncatedError: ")
+    assert caught.value.partial == record["partial"]
+    assert str(caught.value) == caught.value.reason
+
+
+def test_iter_records_of_a_missing_path_is_an_error_record(tmp_path):
+    (record,) = fastdump.iter_records([tmp_path / "nope.dcm"])
+    assert record["error"].startswith("FileNotFoundError")
+
+
+def test_read_tags_with_a_selection():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydicom's warnings stay inside fastdump
+        dataset = fastdump.read_tags(pydicom_file("CT_small.dcm"), tags="PatientID,Modality")
+    assert set(dataset) == {"00100020", "00080060"}
+    assert json.loads(json.dumps(dataset)) == dataset

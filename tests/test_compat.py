@@ -1,0 +1,46 @@
+"""Every private name of a third-party library fastdump relies on still exists."""
+
+from __future__ import annotations
+
+import inspect
+
+import pydicom
+import pytest
+
+from fastdump import compat
+
+from .conftest import pydicom_file
+
+
+def test_pydicom_private_names():
+    assert compat.dictionary_vr_fast(0x00100010) == "PN"
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    assert compat.character_sets(ds) == ["latin_1"]  # CT_small is ISO_IR 100
+    assert 0x00100010 in compat.raw_elements(ds)
+
+
+def test_loky_private_names():
+    from joblib.externals.loky import get_reusable_executor, reusable_executor
+
+    assert hasattr(reusable_executor, "_executor")
+    executor = get_reusable_executor(max_workers=1, timeout=10)
+    try:
+        assert executor.submit(int, "7").result() == 7
+        assert compat.current_loky_executor() is executor
+        assert isinstance(executor._max_workers, int) and hasattr(executor, "_processes")
+        assert compat.starts_workers_on_submit(executor) is False
+    finally:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
+def test_s3fs_private_names():
+    s3fs = pytest.importorskip("s3fs")
+    assert inspect.iscoroutinefunction(s3fs.S3FileSystem._iterdir) or inspect.isasyncgenfunction(
+        s3fs.S3FileSystem._iterdir)
+    assert isinstance(s3fs.core.S3File.details, property) and s3fs.core.S3File.details.fset
+
+
+def test_a_missing_extra_names_its_pip_install():
+    with pytest.raises(compat.OptionError, match=r'needs no_such_module: pip install '
+                                                 r'"fastdump\[extra\]"'):
+        compat.import_optional("no_such_module", "extra", "this feature")

@@ -1,0 +1,63 @@
+"""record: the fast path cannot fail silently; every fallback is counted, with its reason."""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import pytest
+
+import fastdump
+from fastdump import fastjson, record
+from fastdump.types import ReadSettings
+
+from .conftest import PYDICOM_FILES, pydicom_file
+
+
+def stat_args(path: str) -> tuple:
+    st = os.stat(path)
+    return path, st.st_size, st.st_mtime, ReadSettings()
+
+
+def broken_converter(monkeypatch):
+    def boom(self, ds):
+        raise TypeError("a bug in the fast path")
+
+    monkeypatch.setattr(fastjson._Converter, "dataset", boom)
+
+
+def test_strict_mode_raises_on_a_fast_path_bug(monkeypatch):
+    assert os.environ["FASTDUMP_STRICT"] == "1"  # the whole suite runs strict
+    broken_converter(monkeypatch)
+    with pytest.raises(fastdump.FastPathError, match="TypeError: a bug in the fast path"):
+        record.read_record(*stat_args(pydicom_file("CT_small.dcm")))
+
+
+def test_without_strict_mode_a_bug_falls_back_and_is_counted(monkeypatch, tmp_path):
+    path = pydicom_file("CT_small.dcm")
+    expected = record.read_record_pydicom(*stat_args(path))
+    broken_converter(monkeypatch)
+    monkeypatch.setenv("FASTDUMP_STRICT", "0")
+    got, reason = record.read_record(*stat_args(path))
+    assert got == expected and reason == "fast path error: TypeError"
+
+
+def test_unsupported_files_fall_back_with_their_reason():
+    _, reason = record.read_record(*stat_args(pydicom_file("MR_small_bigendian.dcm")))
+    assert reason == "big endian"
+    _, reason = record.read_record(*stat_args(pydicom_file("CT_small.dcm")))
+    assert reason is None
+
+
+def test_summary_counts_fallbacks_and_their_reasons(tmp_path):
+    folder = os.path.dirname(pydicom_file("CT_small.dcm"))
+    summary = fastdump.dump([folder], tmp_path / "out", jobs=2, progress=False)
+    expected: dict[str, int] = {}
+    for path in PYDICOM_FILES:
+        fast, reason = record.try_fast_record(*stat_args(path))
+        if fast is None:
+            expected[reason] = expected.get(reason, 0) + 1
+    on_disk = orjson.loads((tmp_path / "out" / "summary.json").read_bytes())
+    assert on_disk["fallback_reasons"] == summary.fallback_reasons == expected
+    assert on_disk["fallbacks"] == sum(expected.values()) >= 10
+    assert expected["big endian"] >= 5
