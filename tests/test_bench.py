@@ -21,6 +21,7 @@ from fastdump.bench import (
     Row,
     add_ratios,
     format_table,
+    resolve_jobs,
     sample_files,
 )
 from fastdump.errors import InputNotFoundError, OptionError
@@ -118,7 +119,8 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     exe = shutil.which("fastdump") or os.path.join(os.path.dirname(sys.executable), "fastdump")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    result = subprocess.run([exe, "bench", str(TESTDATA_DIR), "--sample", "12", "--jobs", "2"],
+    # -j -1 (all cores) is accepted, as by fastdump dump (issue 9)
+    result = subprocess.run([exe, "bench", str(TESTDATA_DIR), "--sample", "12", "--jobs", "-1"],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
@@ -126,7 +128,7 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     assert lines[0].split() == ["tool", "files", "seconds", "files/s", "MB/s", "parent", "RSS",
                                 "MB", "worker", "RSS", "MB", "errors", "x", "to_json_dict", "x",
                                 "dcmdump"]
-    expected = [IO_FLOOR, "fastdump --jobs 1", "fastdump --jobs 2", TOJSON]
+    expected = [IO_FLOOR, "fastdump --jobs 1", f"fastdump --jobs {os.cpu_count()}", TOJSON]
     if shutil.which("dcmdump"):
         expected.append(DCMDUMP)
     assert [line[:len(name)] for line, name in zip(lines[1:], expected, strict=True)] == expected
@@ -136,6 +138,13 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     tojson_line = next(line for line in lines if line.startswith(TOJSON))
     assert "1.00" in tojson_line.split()
     assert list(scratch.iterdir()) == []  # temporary output removed
+
+
+def test_bench_jobs_read_as_dump_reads_them():
+    cores = os.cpu_count() or 1
+    assert resolve_jobs(None) == resolve_jobs(0) == resolve_jobs(-1) == cores
+    assert resolve_jobs(-2) == max(1, cores - 1) and resolve_jobs(3) == 3
+    assert resolve_jobs(-cores - 5) == 1
 
 
 def test_fastdump_bench_usage_error(capsys):
