@@ -93,11 +93,14 @@ def publish(args: argparse.Namespace) -> None:
                                          report.summary_block(records)), strict=True):
             if report.rewrite_marked(path, block):
                 say(f"rewrote the results section of {path}")
-    import plot  # matplotlib, only here
+    import plot
 
     out = args.workdir / "results-quick.png" if args.quick else PLOT
-    if plot.draw(records, out):
-        say(f"drew {out}")
+    try:
+        if plot.draw(records, out):
+            say(f"drew {out}")
+    except ImportError as exc:  # matplotlib comes with the [bench] extra only
+        say(f"no plot: {exc}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
