@@ -81,7 +81,7 @@ def run_alternating(contenders: Sequence[Contender], runs: int, warmup: int, wor
     for rnd, index, timed in schedule(len(contenders), runs, warmup):
         c = contenders[index]
         sample = run_once(c, work)
-        state = sample.failed or f"{c.files / sample.seconds:,.0f} files/s"
+        state = sample.failed or f"{c.files / max(sample.seconds, 1e-9):,.0f} files/s"
         log(f"  {'round ' + str(rnd - warmup + 1) if timed else 'warm-up'}: {c.name}: "
             f"{sample.seconds:.3f} s, {state}")
         if timed:

@@ -88,6 +88,9 @@ def run_suite(name: str, settings: suites.Settings, **about) -> dict:
 def publish(args: argparse.Namespace) -> None:
     """Tables into the READMEs (not for --quick) and the plot, from results.jsonl."""
     records = report.latest(report.load(args.results), quick=args.quick)
+    if not records:  # never wipe the published figures with nothing
+        say(f"no results of this harness in {args.results}: nothing to publish")
+        return
     if not args.quick:
         for path, block in zip(READMES, (report.full_block(records),
                                          report.summary_block(records)), strict=True):
