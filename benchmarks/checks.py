@@ -39,7 +39,8 @@ def ceiling(what: str, fast: Contender, peer: Contender | None, at_most: float,
     value = _median(a) / _median(b) if b and _median(a) and _median(b) else None
     met = None if _median(a) is None else _median(a) <= at_most
     return {"what": what, "kind": "ceiling", "fastdump": a, "peer": b, "value": value,
-            "shown_value": "n/a" if value is None else f"{value:.2f}×",
+            # a ratio of times, not of speeds: lower is better here
+            "shown_value": "n/a" if value is None else f"{value:.2f}× the time",
             "target": f"fastdump ≤ {at_most:g} {unit}", "met": met}
 
 
