@@ -435,6 +435,16 @@ def _cells(r: Row) -> tuple[str, ...]:
 # ---------------------------------------------------------------- fastdump bench
 
 
+def resolve_jobs(jobs: int | None) -> int:
+    """``--jobs`` as ``fastdump dump`` reads it: None or 0 all cores, -1 all, -2 all but one."""
+    cores = os.cpu_count() or 1
+    if not jobs:
+        return cores
+    if jobs < 0:  # joblib's convention, as dump's
+        return max(1, cores + 1 + jobs)
+    return jobs
+
+
 def run_bench(
     paths: Sequence[str | os.PathLike],
     *,
@@ -446,13 +456,12 @@ def run_bench(
     """Benchmark fastdump against a pydicom loop (and dcmdump) on a sample of ``paths``.
 
     Returns one :class:`Row` per tool, ratios filled in. ``jobs`` is the
-    worker count of the parallel run (default: all cores). Temporary output is
+    worker count of the parallel run (default: all cores; -1 all, -2 all but
+    one, as for ``dump``). Temporary output is
     removed before returning, whatever happens.
     """
     say = log or (lambda _msg: None)
-    jobs = jobs or os.cpu_count() or 1
-    if jobs < 1:
-        raise OptionError(f"--jobs must be at least 1, not {jobs}")
+    jobs = resolve_jobs(jobs)
     files = sample_files([os.fspath(p) for p in paths], sample)
     target = Target(tuple(files))
     say(f"sample: {len(files)} files, {target.bytes / 1e6:.1f} MB; warming the page cache")

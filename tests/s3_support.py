@@ -62,10 +62,14 @@ class CountingProxy:
     HTTP/1.1 clients (aiohttp under s3fs) send one request per connection at a
     time, so every byte from the server belongs to the last request on that
     connection. Only meant for requests without a body (GET, HEAD, LIST).
+
+    ``delay`` (seconds) holds each request back that long before passing it on:
+    the latency of a distant object store, per request, on a local server.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
+        self.delay = delay
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -110,6 +114,8 @@ class CountingProxy:
                     with self._lock:
                         self.requests.append(request)
                     state["current"], state["expect_request"] = request, False
+                    if self.delay:  # each connection has its own thread: delays overlap
+                        time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pydicom
 import pytest
 
@@ -21,6 +22,7 @@ from fastdump.bench import (
     Row,
     add_ratios,
     format_table,
+    resolve_jobs,
     sample_files,
 )
 from fastdump.errors import InputNotFoundError, OptionError
@@ -118,7 +120,8 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     exe = shutil.which("fastdump") or os.path.join(os.path.dirname(sys.executable), "fastdump")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    result = subprocess.run([exe, "bench", str(TESTDATA_DIR), "--sample", "12", "--jobs", "2"],
+    # -j -1 (all cores) is accepted, as by fastdump dump (issue 9)
+    result = subprocess.run([exe, "bench", str(TESTDATA_DIR), "--sample", "12", "--jobs", "-1"],
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
@@ -126,7 +129,7 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     assert lines[0].split() == ["tool", "files", "seconds", "files/s", "MB/s", "parent", "RSS",
                                 "MB", "worker", "RSS", "MB", "errors", "x", "to_json_dict", "x",
                                 "dcmdump"]
-    expected = [IO_FLOOR, "fastdump --jobs 1", "fastdump --jobs 2", TOJSON]
+    expected = [IO_FLOOR, "fastdump --jobs 1", f"fastdump --jobs {os.cpu_count()}", TOJSON]
     if shutil.which("dcmdump"):
         expected.append(DCMDUMP)
     assert [line[:len(name)] for line, name in zip(lines[1:], expected, strict=True)] == expected
@@ -138,9 +141,170 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     assert list(scratch.iterdir()) == []  # temporary output removed
 
 
+def test_bench_jobs_read_as_dump_reads_them():
+    cores = os.cpu_count() or 1
+    assert resolve_jobs(None) == resolve_jobs(0) == resolve_jobs(-1) == cores
+    assert resolve_jobs(-2) == max(1, cores - 1) and resolve_jobs(3) == 3
+    assert resolve_jobs(-cores - 5) == 1
+
+
 def test_fastdump_bench_usage_error(capsys):
     from fastdump.cli import main
 
     assert main(["bench", "/no/such/archive"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastdump: error: no such file") and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- benchmarks/run.py's harness
+
+import checks  # noqa: E402
+import harness  # noqa: E402
+import report  # noqa: E402
+import run as bench_run  # noqa: E402
+import suites  # noqa: E402
+
+
+def test_tools_alternate_after_the_warmup_rounds():
+    order = harness.schedule(3, runs=2, warmup=1)
+    assert [i for _, i, _ in order] == [0, 1, 2] * 3  # A B C A B C A B C
+    assert [timed for _, _, timed in order] == [False] * 3 + [True] * 6
+    assert [r for r, _, _ in order] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert harness.schedule(2, runs=1) == [(0, 0, True), (0, 1, True)]
+
+
+def test_median_min_max():
+    assert harness.summarize([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert harness.summarize([4.0, 1.0, 2.0, 10.0])["median"] == 3.0
+    assert harness.summarize([]) is None
+
+
+def fake_contender(name: str, files: int, seconds: list[float], rss: list[float] | None = None,
+                   failed: int = 0, group: str = "") -> harness.Contender:
+    c = harness.Contender(name, f"{name} ARCHIVE", lambda _s: [], files, group=group)
+    rss = rss or [50.0] * len(seconds)
+    c.samples = [harness.Sample(s, parent_rss_mb=m) for s, m in zip(seconds, rss, strict=True)]
+    c.samples += [harness.Sample(0.01, failed="exit 1: boom")] * failed
+    return c
+
+
+def test_statistics_leave_failed_runs_out():
+    c = fake_contender("fastdump --jobs 1", 1000, [2.0, 1.0, 4.0], failed=2)
+    stats = harness.contender_stats(c)
+    assert stats["seconds"] == {"median": 2.0, "min": 1.0, "max": 4.0, "n": 3}
+    assert stats["files_per_s"] == {"median": 500.0, "min": 250.0, "max": 1000.0, "n": 3}
+    assert harness.contender_record(c)["failures"] == ["exit 1: boom"]
+
+
+def test_checks_compare_medians_with_the_target():
+    fast = fake_contender("fastdump --jobs 1", 1000, [0.5, 0.4, 0.6])  # 2,000 files/s
+    peer = fake_contender("dcmdump", 1000, [1.0, 0.9, 1.2])  # 1,000 files/s
+    check = checks.ratio("CT", fast, peer, 2.0)
+    assert check["value"] == pytest.approx(2.0) and check["met"] is True
+    assert checks.ratio("CT", fast, peer, 2.5)["met"] is False
+    one = checks.ceiling("one file", fast, peer, 0.25)
+    assert one["met"] is False and one["value"] == pytest.approx(0.5)
+    small = fake_contender("resume 10^4", 10_000, [1.0], rss=[60.0])
+    large = fake_contender("resume 10^6", 1_000_000, [9.0], rss=[61.0])
+    grown = checks.growth("resume", small, large, 20.0)
+    assert grown["value"] == pytest.approx(2**20 / 990_000) and grown["met"] is True
+    broken = fake_contender("fastdump", 10, [], failed=1)
+    assert checks.ratio("x", broken, peer, 1.0)["met"] is None
+
+
+def fake_record(suite: str, contenders: list[harness.Contender], found: list[dict]) -> dict:
+    return {"schema": report.SCHEMA, "run_id": "20260101T000000-abcdef", "suite": suite,
+            "quick": False, "date": "2026-01-01T00:00:00+00:00", "runs": 3, "warmup": 1,
+            "command": "python benchmarks/run.py",
+            "machine": {"cpu": "Test CPU", "cores": 2, "ram_gib": 8.0, "python": "3.11.7",
+                        "pydicom": "3.0.2", "fastdump": "0.1.0",
+                        "fastdump_version_output": "fastdump 0.1.0 (compiled hot path)",
+                        "git_commit": "abc1234", "dcmtk": "$dcmtk: dcmdump v3.6.7 $",
+                        "gdcm": "gdcmscanner: gdcm 3.0.21 $Date$"},
+            "archives": {}, "contenders": [harness.contender_record(c) for c in contenders],
+            "checks": found}
+
+
+def test_tables_come_from_the_records():
+    fast = fake_contender("fastdump --jobs 1", 1000, [0.5, 0.4, 0.6])
+    peer = fake_contender("dcmdump +sb 7fe0,0010", 1000, [1.0, 0.9, 1.2])
+    ct = fake_record("ct", [fast, peer], [checks.ratio("CT, 1,000 files", fast, peer, 2.0)])
+    fds = [fake_contender(f"fastdump, {d} ms", 300, [s], group=f"{d} ms")
+           for d, s in ((0, 3.0), (100, 25.0))]
+    bases = [fake_contender(f"boto3 64 threads, {d} ms", 300, [1.4], group=f"{d} ms")
+             for d in (0, 100)]
+    s3 = fake_record("s3", [fds[0], bases[0], fds[1], bases[1]],
+                     [checks.info("S3, 0 ms", fds[0], bases[0]),
+                      checks.ratio("S3, 100 ms", fds[1], bases[1], 0.7)])
+    table = report.targets_table([ct, s3]).splitlines()
+    assert table[0].startswith("| check | fastdump | median (min–max) | peer |")
+    assert table[2] == ("| CT, 1,000 files | fastdump --jobs 1 | 2,000 files/s (1,667–2,500) "
+                        "| dcmdump +sb 7fe0,0010 | 1,000 files/s (833–1,111) | 2.00× | ≥ 2× "
+                        "| **yes** |")
+    assert table[3].startswith("| S3, 100 ms | fastdump, 100 ms | 12.0 files/s |")
+    assert table[3].endswith("| 0.06× | ≥ 0.7× | **no** |") and len(table) == 4  # no info row
+    latency = report.s3_table(s3).splitlines()
+    assert latency[2] == "| 0 ms | 100 | 214 | 0.47× | — | — |"
+    block = report.full_block([ct, s3])
+    assert "`fastdump 0.1.0 (compiled hot path)`" in block and "DCMTK 3.6.7" in block
+    assert "| fastdump --jobs 1 | `fastdump --jobs 1 ARCHIVE` | 1,000 |" in block
+
+
+def test_resume_table_gives_growth_per_file():
+    sizes = [fake_contender(f"fastdump --resume, {n:,} files", n, [t], rss=[m])
+             for n, t, m in ((10_000, 0.6, 60.0), (1_000_000, 20.6, 80.0))]
+    rows = report.resume_table(fake_record("resume", sizes, [])).splitlines()
+    assert rows[2].startswith("| 10,000 | 0.600 s | 60.0 | — | 60.0 MB | — |")
+    assert rows[3].startswith("| 1,000,000 | 20.6 s | 20.6 | 20.2 | 80.0 MB | +21 |")
+
+
+def test_readme_sections_are_rewritten_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{report.START}\nold table\n{report.END}\nafter\n")
+    assert report.rewrite_marked(readme, "new table")
+    assert readme.read_text() == (f"# title\n\nbefore\n{report.START}\nnew table\n"
+                                  f"{report.END}\nafter\n")
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert not report.rewrite_marked(plain, "x") and plain.read_text() == "no markers\n"
+    for path in (Path(bench_run.HERE) / "README.md", Path(bench_run.HERE).parent / "README.md"):
+        text = path.read_text()
+        assert text.count(report.START) == text.count(report.END) == 1, path
+
+
+def test_only_records_of_this_harness_and_latest_per_suite(tmp_path):
+    results = tmp_path / "results.jsonl"
+    old = {"run_id": "old", "archive": {}, "rows": []}  # the previous harness's lines
+    records = [old, {"schema": report.SCHEMA, "suite": "ct", "run_id": "a", "quick": False},
+               {"schema": report.SCHEMA, "suite": "mix", "run_id": "b", "quick": True},
+               {"schema": report.SCHEMA, "suite": "ct", "run_id": "c", "quick": False}]
+    results.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    loaded = report.load(results)
+    assert [r["run_id"] for r in loaded] == ["a", "b", "c"]
+    assert [r["run_id"] for r in report.latest(loaded)] == ["c"]
+    assert [r["run_id"] for r in report.latest(loaded, quick=True)] == ["b"]
+
+
+def test_suite_smoke_on_pydicom_test_files(tmp_path):
+    """The mix suite end to end, one run per tool: every tool ran and the record is complete."""
+    settings = suites.Settings(workdir=tmp_path, runs=1, warmup=0, sizes=suites.Sizes(mix=1),
+                               seed=0, log=lambda _msg: None)
+    machine = harness.machine_info()
+    record = bench_run.run_suite("mix", settings, run_id="test", quick=True, command="test",
+                                 machine=machine)
+    version = subprocess.run([*harness.fastdump_command(), "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    assert record["machine"]["fastdump_version_output"] == version
+    names = [c["name"] for c in record["contenders"]]
+    expected = ["fastdump --jobs 1"] + (["dcmdump +sb 7fe0,0010"] if shutil.which("dcmdump")
+                                        else [])
+    assert names == expected
+    files = len(generate.real_test_files())
+    for c in record["contenders"]:
+        assert len(c["samples"]) == 1 and not c["failures"], c
+        assert c["files"] >= files and c["stats"]["seconds"]["n"] == 1
+        assert c["errors"] > 0  # pydicom ships deliberately broken files
+    assert len(record["checks"]) == len(expected) - 1
+    assert orjson.loads(orjson.dumps(record)) == record  # what results.jsonl gets
+    assert "fastdump --jobs 1" in report.suite_table(record)
+    assert not (tmp_path / "scratch").exists()  # every run's output removed
