@@ -33,6 +33,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 import fastdump
 from fastdump import record
 from fastdump.selection import parse_tags
+from fastdump.types import ReadSettings
 
 SIX_TAGS = "PatientID,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,Modality,InstanceNumber"
 PRIVATE = [("GEMS_IDEN_01", 0x0009), ("GEMS_ACQU_01", 0x0019), ("GEMS_RELA_01", 0x0021),
@@ -125,11 +126,12 @@ def main() -> None:
     for p in paths:  # warm the page cache
         with open(p, "rb") as fp:
             fp.read(1 << 16)
-    first = record.read_record(paths[0], 0, 0.0, 1024)["dataset"]
+    full = ReadSettings()
+    first = record.read_record(paths[0], 0, 0.0, full)[0]["dataset"]
     private = sum(1 for k in first if int(k[:4], 16) & 1)
     print(f"{len(paths)} files, {os.path.getsize(paths[0]) / 1e6:.2f} MB, {len(first)} "
           f"elements ({private} private)", file=sys.stderr)
-    tags = parse_tags(SIX_TAGS)
+    selected = ReadSettings(tags=parse_tags(SIX_TAGS))
 
     def pydicom_loop(p):
         ds = pydicom.dcmread(p, stop_before_pixels=True)
@@ -137,15 +139,15 @@ def main() -> None:
 
     def fastdump_pydicom(p):
         st = stats[p]
-        return orjson.dumps(record.read_record_pydicom(p, st.st_size, st.st_mtime, 1024))
+        return orjson.dumps(record.read_record_pydicom(p, st.st_size, st.st_mtime, full))
 
     def fast(p):
         st = stats[p]
-        return orjson.dumps(record.read_record(p, st.st_size, st.st_mtime, 1024))
+        return orjson.dumps(record.read_record(p, st.st_size, st.st_mtime, full)[0])
 
     def fast_tags(p):
         st = stats[p]
-        return orjson.dumps(record.read_record(p, st.st_size, st.st_mtime, 1024, tags))
+        return orjson.dumps(record.read_record(p, st.st_size, st.st_mtime, selected)[0])
 
     rows = [
         rate("dcmread + to_json_dict + orjson loop", paths, pydicom_loop),

@@ -29,7 +29,9 @@ from typing import Any
 import orjson
 
 from .errors import InputNotFoundError, OptionError
-from .walk import Entry, walk
+from .runner import resolve_jobs
+from .types import Entry
+from .walk import walk
 
 IO_FLOOR = "I/O floor (open + read 64 KB)"
 TOJSON = "dcmread + to_json_dict loop"
@@ -287,6 +289,8 @@ def run_fastdump(target: Target, work: str, jobs: int, tags: Sequence[str] | Non
             summary = orjson.loads(fp.read())
         row.errors = summary.get("errors")
         row.extra["summary_seconds"] = summary.get("seconds")
+        row.extra["fallbacks"] = summary.get("fallbacks")
+        row.extra["fallback_reasons"] = summary.get("fallback_reasons")
     except (OSError, orjson.JSONDecodeError):
         row.note = _failure(m)
     shutil.rmtree(out, ignore_errors=True)
@@ -349,6 +353,8 @@ def _gdcm_tag(keyword: str) -> str:
     from pydicom.datadict import tag_for_keyword
 
     tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise OptionError(f"unknown DICOM keyword {keyword!r}")
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
 
 
@@ -401,6 +407,17 @@ COLUMNS = ("tool", "files", "seconds", "files/s", "MB/s", "parent RSS MB", "work
            "errors", "x to_json_dict", "x dcmdump")
 
 
+def fallback_note(rows: Sequence[Row]) -> str | None:
+    """How many files fastdump left to the pydicom path, and why (from its summary.json)."""
+    for row in rows:
+        reasons = row.extra.get("fallback_reasons")
+        if row.extra.get("fallbacks") is not None and reasons is not None:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            return (f"{row.tool}: {row.extra['fallbacks']} of {row.files} files read through "
+                    f"the pydicom path instead of the fast path" + (f" ({why})" if why else ""))
+    return None
+
+
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
     """The rows as an aligned text table (or a Markdown table)."""
     cells = [COLUMNS] + [_cells(r) for r in rows]
@@ -433,16 +450,6 @@ def _cells(r: Row) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- fastdump bench
-
-
-def resolve_jobs(jobs: int | None) -> int:
-    """``--jobs`` as ``fastdump dump`` reads it: None or 0 all cores, -1 all, -2 all but one."""
-    cores = os.cpu_count() or 1
-    if not jobs:
-        return cores
-    if jobs < 0:  # joblib's convention, as dump's
-        return max(1, cores + 1 + jobs)
-    return jobs
 
 
 def run_bench(
@@ -557,7 +564,7 @@ def _notebook_loop(paths: list[str], out: str) -> int:
                         s = str(value[0]) if len(value) else ""
                         print(re.findall(r"\(.*?\)", s), file=f)
                     else:
-                        print(ds.data_element(key).tag, file=f)
+                        print(ds.data_element(key).tag, file=f)  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - the notebook would stop; we count and go on
             errors += 1
     return errors

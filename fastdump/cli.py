@@ -174,18 +174,22 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="number of files to measure on (default 2000; fastdump's start-up, "
                         "~0.5 s, weighs on fewer)")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                   help="workers of the parallel run (default: all cores)")
+                   help="workers of the parallel run (default: all cores; -1 all, -2 all but "
+                        "one)")
     p.add_argument("--no-dcmdump", action="store_true", help="do not run dcmdump")
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import format_table, run_bench  # only this command needs it
+    from .bench import fallback_note, format_table, run_bench  # only this command needs it
 
     rows = run_bench(args.paths, sample=args.sample, jobs=args.jobs,
                      dcmdump=not args.no_dcmdump,
                      log=lambda msg: print(f"fastdump bench: {msg}", file=sys.stderr))
     print(format_table(rows))
+    note = fallback_note(rows)
+    if note:
+        print(note)
     return 0
 
 

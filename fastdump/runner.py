@@ -72,7 +72,7 @@ def dump(
     take (see :mod:`fastdump.batching`).
     """
     paths = [os.fspath(p) for p in paths]
-    jobs = _resolve_jobs(jobs)
+    jobs = resolve_jobs(jobs)
     _check_options(bulk_threshold, batch_size, file_timeout)
     fmt = for_output(format, out_dir)
     read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
@@ -243,11 +243,12 @@ def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextMa
     return DaskPool(scheduler, jobs)
 
 
-def _resolve_jobs(jobs: int | None) -> int:
+def resolve_jobs(jobs: int | None) -> int:
+    """``--jobs``: None or 0 all cores; -1 all, -2 all but one (joblib's convention)."""
     cores = os.cpu_count() or 1
     if jobs is None or jobs == 0:
         return cores
-    if jobs < 0:  # joblib's convention: -1 = all cores, -2 = all but one
+    if jobs < 0:
         return max(1, cores + 1 + jobs)
     return jobs
 
