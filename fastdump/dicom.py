@@ -117,6 +117,15 @@ def has_preamble(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
+def not_dicom_reason(head: bytes) -> str | None:
+    """Why a file whose first 132 bytes are ``head`` is not DICOM, or None if it may be."""
+    if not head:
+        return "not a DICOM file: the file is empty"
+    if not has_preamble(head) and not looks_like_raw_dataset(head):
+        return "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
+    return None
+
+
 def looks_like_raw_dataset(head: bytes) -> bool:
     """True when the bytes start with a plausible element (no preamble, no meta)."""
     if len(head) < 8:

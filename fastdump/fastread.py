@@ -33,6 +33,7 @@ from .dicom import (
     is_private_creator,
     private_creator_of,
 )
+from .errors import NotDicomError
 from .types import ReadSettings
 
 FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
@@ -70,7 +71,6 @@ CHARSET_KIND = "character set"
 TRUNCATED = "truncated"
 MALFORMED = "malformed structure"
 STRUCTURE = "unusual structure"
-NOT_DICOM = "not DICOM"
 UNKNOWN_VR = "unknown VR"
 AMBIGUOUS_VR = "ambiguous VR"
 UN_ELEMENT = "UN element"
@@ -230,9 +230,10 @@ class _Parser:
 
     def header(self) -> Header:
         head = self.buf[:132]
+        reason = dicom.not_dicom_reason(head)
+        if reason:
+            raise NotDicomError(reason)  # what the pydicom path says, without pydicom
         preamble = dicom.has_preamble(head)
-        if not preamble and not dicom.looks_like_raw_dataset(head):
-            raise Unsupported(NOT_DICOM, "the pydicom path says why")
         pos = 132 if preamble else 0
         meta = RawDataset(DEFAULT_ENCODING, False)
         if pos + 6 <= self.size and _u16(self.value(pos, 2))[0] == 2:
@@ -556,12 +557,7 @@ def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
     such files are left to that path.
     """
     if b"\x1b" in value:
-        if not latin1:
-            raise Unsupported(ISO_2022, "ISO 2022 escape sequences")
-        from pydicom.charset import decode_bytes
-
-        return decode_bytes(value, [encodings] if isinstance(encodings, str) else encodings,
-                            dicom.TEXT_VR_DELIMS)
+        return _decode_iso_2022(value, encodings)
     if latin1:
         return value.decode("latin-1")
     encoding = encodings if isinstance(encodings, str) else encodings[0]
@@ -569,6 +565,22 @@ def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
         return value.decode(encoding)
     except (UnicodeError, LookupError) as exc:
         raise Unsupported(INVALID_TEXT, f"text not valid in {encoding}") from exc
+
+
+def _decode_iso_2022(value: bytes, encodings: Any) -> str:
+    """Text with ISO 2022 escape sequences: pydicom's own decoding, or Unsupported where
+    pydicom would warn (it then replaces bytes; fastdump's pydicom path keeps them raw)."""
+    import warnings
+
+    from pydicom.charset import decode_bytes
+
+    codecs = [encodings] if isinstance(encodings, str) else encodings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = decode_bytes(value, codecs, dicom.TEXT_VR_DELIMS)
+    if caught:
+        raise Unsupported(ISO_2022, str(caught[0].message))
+    return text
 
 
 def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:

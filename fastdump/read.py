@@ -29,13 +29,10 @@ def read_dataset(fp: BoundedReader, settings: ReadSettings) -> Dataset:
     """
     head = fp.read(132)
     fp.seek(0)
-    if len(head) == 0:
-        raise NotDicomError("not a DICOM file: the file is empty")
+    reason = dicom.not_dicom_reason(head)
+    if reason:
+        raise NotDicomError(reason)
     preamble = dicom.has_preamble(head)
-    if not preamble and not dicom.looks_like_raw_dataset(head):
-        raise NotDicomError(
-            "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
-        )
     defer = settings.inline_max or None
     try:
         if settings.tags:

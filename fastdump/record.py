@@ -17,7 +17,7 @@ import zlib
 from typing import Any
 
 from . import dicom
-from .errors import FastPathError, TruncatedError
+from .errors import FastPathError, NotDicomError, TruncatedError
 from .fastjson import fast_record
 from .fastread import PYDICOM_SETTINGS, Unsupported, config_is_default
 from .source import file_uri, opened
@@ -46,7 +46,7 @@ def try_fast_record(path: str, size: int, mtime: float | None, settings: ReadSet
         return fast_record(path, size, mtime, settings), None
     except Unsupported as exc:
         return None, exc.kind
-    except (OSError, MemoryError, RecursionError):
+    except (OSError, NotDicomError, MemoryError, RecursionError):
         raise  # the file or the machine, not the fast path: pydicom would fail the same
     except Exception as exc:
         if strict():
