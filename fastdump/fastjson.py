@@ -55,6 +55,7 @@ class _Converter:
         out: dict[str, Any] = {}
         encodings = ds.encodings
         latin1 = dicom.is_latin1(encodings)
+        converters = _VALUE_BE if ds.big_endian else _VALUE
         for tag, vr, value, offset, length in ds.elements:
             key = TAG_KEYS[tag]
             if vr == "SQ":
@@ -66,7 +67,7 @@ class _Converter:
             elif not length:
                 out[key] = {"vr": vr}
             else:
-                values = _VALUE[vr](value, encodings, latin1)
+                values = converters[vr](value, encodings, latin1)
                 if vr == "SS" and tag in dicom.LUT_DESCRIPTORS and len(values) > 1:
                     values = _lut_descriptor(values)
                 out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
@@ -199,9 +200,9 @@ def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
     return out
 
 
-def _number(vr: str):
+def _number(vr: str, order: str):
     fmt, size = _NUMBERS[vr], _SIZES[vr]
-    one = struct.Struct("<" + fmt).unpack  # most values hold one number
+    one = struct.Struct(order + fmt).unpack  # most values hold one number
 
     def convert(value: bytes, encodings: Any, latin1: bool) -> list:
         n = len(value)
@@ -209,25 +210,30 @@ def _number(vr: str):
             return list(one(value))
         if n % size:
             raise Unsupported(REJECTED_VALUE, f"{vr} value of {n} bytes")
-        return list(struct.unpack(f"<{n // size}{fmt}", value))
+        return list(struct.unpack(f"{order}{n // size}{fmt}", value))
 
     return convert
 
 
-def _at(value: bytes, encodings: Any, latin1: bool) -> list[str]:
-    if len(value) % 4:
-        raise Unsupported(REJECTED_VALUE, f"AT value of {len(value)} bytes")
-    words = struct.unpack(f"<{len(value) // 2}H", value)
-    return [f"{words[i] << 16 | words[i + 1]:08X}" for i in range(0, len(words), 2)]
+def _at(order: str):
+    def convert(value: bytes, encodings: Any, latin1: bool) -> list[str]:
+        if len(value) % 4:
+            raise Unsupported(REJECTED_VALUE, f"AT value of {len(value)} bytes")
+        words = struct.unpack(f"{order}{len(value) // 2}H", value)
+        return [f"{words[i] << 16 | words[i + 1]:08X}" for i in range(0, len(words), 2)]
+
+    return convert
 
 
-_VALUE = {
+_TEXT = {
     "AE": _ae, "AS": _ascii_multi, "CS": _ascii_multi, "DA": _ascii_multi,
     "DT": _ascii_multi, "TM": _ascii_multi, "UI": _ui, "UR": _ur,
     "SH": _text_multi, "LO": _text_multi, "UC": _text_multi,
     "ST": _text_single, "LT": _text_single, "UT": _text_single,
-    "PN": _pn, "DS": _ds, "IS": _is, "AT": _at,
-    **{vr: _number(vr) for vr in _NUMBERS},
+    "PN": _pn, "DS": _ds, "IS": _is,
 }
+# VR -> its converter, for little and for big endian datasets
+_VALUE = {**_TEXT, "AT": _at("<"), **{vr: _number(vr, "<") for vr in _NUMBERS}}
+_VALUE_BE = {**_TEXT, "AT": _at(">"), **{vr: _number(vr, ">") for vr in _NUMBERS}}
 
 __all__ = ["Unsupported", "fast_record", "record_from_header"]

@@ -51,10 +51,22 @@ _MAX_DEPTH = 64
 _OVERLAY_DATA = frozenset((g << 16) | 0x3000 for g in range(0x6000, 0x601F, 2))
 _WAVEFORM_OB_OW = frozenset({0x54000110, 0x54000112, 0x5400100A, 0x54001010})
 
-_tag_length = struct.Struct("<HHL").unpack_from
-_explicit_head = struct.Struct("<HH2sH").unpack_from
-_u32 = struct.Struct("<L").unpack_from
-_u16 = struct.Struct("<H").unpack_from
+
+
+class _ByteOrder:
+    """The unpackers of element headers and numbers in one byte order."""
+
+    __slots__ = ("tag_length", "explicit_head", "u32", "u16")
+
+    def __init__(self, order: str) -> None:
+        self.tag_length = struct.Struct(order + "HHL").unpack_from  # implicit VR header
+        self.explicit_head = struct.Struct(order + "HH2sH").unpack_from
+        self.u32 = struct.Struct(order + "L").unpack_from
+        self.u16 = struct.Struct(order + "H").unpack_from
+
+
+LITTLE, BIG = _ByteOrder("<"), _ByteOrder(">")
+_tag_length, _u32, _u16 = LITTLE.tag_length, LITTLE.u32, LITTLE.u16
 # the skip loop compares VRs as 16-bit numbers: cheaper than 2-byte strings
 _explicit_head_u16 = struct.Struct("<HHHH").unpack_from
 _LONG_U16 = frozenset(_u16(vr)[0] for vr in _LONG)
@@ -77,7 +89,7 @@ UN_ELEMENT = "UN element"
 PRIVATE_CREATOR = "private creator"
 REJECTED_VALUE = "value pydicom rejects"
 PYDICOM_SETTINGS = "pydicom settings"
-_SYNTAX_KIND = {EXPLICIT_BE: BIG_ENDIAN, dicom.DEFLATED_LE: DEFLATE}
+_SYNTAX_KIND = {dicom.DEFLATED_LE: DEFLATE}
 
 
 class Unsupported(Exception):
@@ -104,12 +116,13 @@ class RawDataset:
     of :class:`RawDataset` items for a sequence.
     """
 
-    __slots__ = ("elements", "encodings", "implicit")
+    __slots__ = ("elements", "encodings", "implicit", "big_endian")
 
-    def __init__(self, encodings: Any, implicit: bool) -> None:
+    def __init__(self, encodings: Any, implicit: bool, big_endian: bool = False) -> None:
         self.elements: list[tuple] = []
         self.encodings = encodings  # Python codecs, as pydicom's convert_encodings gives
         self.implicit = implicit
+        self.big_endian = big_endian  # Explicit VR Big Endian: numbers and headers swapped
 
 
 class Header:
@@ -243,25 +256,28 @@ class _Parser:
         ts = _transfer_syntax(meta)
         if pos + 4 <= self.size and _u16(self.value(pos, 2))[0] == 0:
             raise Unsupported(STRUCTURE, "command set elements")
+        big_endian = ts == EXPLICIT_BE
         if pos < self.size:
             if ts is None:
-                self._check_guessed_syntax(pos)
+                big_endian = self._guessed_big_endian(pos)
             elif ts in _SYNTAX_KIND:
                 raise Unsupported(_SYNTAX_KIND[ts], f"transfer syntax {ts}")
         implicit = self.sniff_implicit(pos, ts is None or ts == IMPLICIT_LE)
-        dataset = RawDataset(DEFAULT_ENCODING, implicit)
+        if big_endian and implicit:
+            raise Unsupported(BIG_ENDIAN, "implicit VR big endian")
+        dataset = RawDataset(DEFAULT_ENCODING, implicit, big_endian)
         self.parse(dataset, pos, None, top=True)
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
         return Header(meta, dataset)
 
-    def _check_guessed_syntax(self, pos: int) -> None:
-        # pydicom guesses big endian from a valid VR after a large group number.
+    def _guessed_big_endian(self, pos: int) -> bool:
+        """No transfer syntax: pydicom guesses big endian from a valid VR after a group
+        number that reads large in little endian (0x0008 big endian reads 0x0800)."""
         if pos + 6 > self.size:
             raise Unsupported(TRUNCATED, "too short to guess the transfer syntax")
         group, _, vr = struct.unpack("<HH2s", self.value(pos, 6))
-        if vr in _VR_NAMES and group >= 1024:
-            raise Unsupported(BIG_ENDIAN, "big endian without a transfer syntax")
+        return vr in _VR_NAMES and group >= 1024
 
     def parse(
         self, ds: RawDataset, pos: int, end: int | None, *, top: bool = False,
@@ -275,6 +291,8 @@ class _Parser:
             raise Unsupported(MALFORMED, "sequences nested too deeply")
         size = self.size
         implicit = ds.implicit
+        order = BIG if ds.big_endian else LITTLE
+        tag_length, explicit_head, u32 = order.tag_length, order.explicit_head, order.u32
         out = ds.elements
         creators: dict[int, Any] = {}
         selected = self.tags if top else None
@@ -286,7 +304,7 @@ class _Parser:
         # refreshed after anything that may refill the buffer
         buf, base, buf_end = self.buf, self.base, self.buf_end
         while True:
-            if selected is not None:
+            if selected is not None and not ds.big_endian:
                 pos, previous, skipped_sequence = self.skip_unselected(pos, previous, implicit)
                 seen_sequence = seen_sequence or skipped_sequence
                 buf, base, buf_end = self.buf, self.base, self.buf_end
@@ -303,10 +321,10 @@ class _Parser:
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             i = pos - base
             if implicit:
-                group, elem, length = _tag_length(buf, i)
+                group, elem, length = tag_length(buf, i)
                 raw_vr = None
             else:
-                group, elem, raw_vr, length = _explicit_head(buf, i)
+                group, elem, raw_vr, length = explicit_head(buf, i)
             tag = group << 16 | elem
             if meta_group and group != 2:
                 break
@@ -335,9 +353,9 @@ class _Parser:
                     raise Unsupported(UNKNOWN_VR, f"unknown VR {raw_vr!r}")
                 if raw_vr in _LONG:
                     if pos + 12 <= buf_end:
-                        length = _u32(buf, i + 8)[0]
+                        length = u32(buf, i + 8)[0]
                     else:
-                        length = _u32(self.value(pos + 8, 4))[0]
+                        length = u32(self.value(pos + 8, 4))[0]
                         buf, base, buf_end = self.buf, self.base, self.buf_end
                     head = 12
             value_pos = pos + head
@@ -352,7 +370,7 @@ class _Parser:
                     raise Unsupported(TRUNCATED, "a value runs past the end of the file")
                 continue
             if vr is None or vr == "UN":
-                vr = self.resolve_vr(tag, vr, length, value_pos, creators, top)
+                vr = self.resolve_vr(tag, vr, length, value_pos, creators, order)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if vr == "OB or OW":
                 if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
@@ -362,7 +380,7 @@ class _Parser:
             if length == UNDEFINED_LENGTH:
                 if vr != "SQ":
                     raise Unsupported(MALFORMED, "undefined length value that is not a sequence")
-                items, pos = self.items(value_pos, None, implicit, ds.encodings, depth)
+                items, pos = self.items(value_pos, None, ds, depth)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
                 seen_sequence = True
                 if keep:
@@ -374,7 +392,7 @@ class _Parser:
             if vr == "SQ":
                 seen_sequence = True
                 if keep:
-                    items, _ = self.items(value_pos, pos, implicit, ds.encodings, depth)
+                    items, _ = self.items(value_pos, pos, ds, depth)
                     buf, base, buf_end = self.buf, self.base, self.buf_end
                     out.append((tag, vr, items, value_pos, length))
                 continue
@@ -405,7 +423,8 @@ class _Parser:
             elif tag == PIXEL_REPRESENTATION:
                 out.append((tag, vr, value, value_pos, length, "aux"))  # for 'US or SS'
         if ambiguous:
-            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= PIXEL_REPRESENTATION)
+            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= PIXEL_REPRESENTATION,
+                           order)
         if selected is not None:
             ds.elements = [e for e in out if len(e) == 5]
         return pos
@@ -449,17 +468,19 @@ class _Parser:
         return pos, previous, sequence
 
     def items(
-        self, pos: int, end: int | None, implicit: bool, encodings: Any, depth: int
+        self, pos: int, end: int | None, parent: RawDataset, depth: int
     ) -> tuple[list[RawDataset], int]:
         """Parse a sequence's items from ``pos`` to ``end`` (None: to its delimiter)."""
         items: list[RawDataset] = []
+        big_endian = parent.big_endian
+        tag_length = BIG.tag_length if big_endian else LITTLE.tag_length
         while True:
             if end is not None and pos >= end:
                 if pos != end:
                     raise Unsupported(MALFORMED, "an item overruns its sequence")
                 return items, pos
             i = self.need(pos, 8)
-            group, elem, length = _tag_length(self.buf, i)
+            group, elem, length = tag_length(self.buf, i)
             tag = group << 16 | elem
             if tag == SEQUENCE_END:
                 if end is not None:
@@ -469,7 +490,10 @@ class _Parser:
                 raise Unsupported(MALFORMED, "sequence item without an item tag")
             start = pos + 8
             # pydicom lets items of an explicit VR sequence be implicit VR
-            item = RawDataset(encodings, implicit or self.sniff_implicit(start, False))
+            implicit = parent.implicit or self.sniff_implicit(start, False)
+            if implicit and big_endian:
+                raise Unsupported(BIG_ENDIAN, "implicit VR item in a big endian dataset")
+            item = RawDataset(parent.encodings, implicit, big_endian)
             if length == UNDEFINED_LENGTH:
                 pos = self.parse(item, start, None, depth=depth + 1)
             else:
@@ -481,7 +505,7 @@ class _Parser:
 
     def resolve_vr(
         self, tag: int, vr: str | None, length: int, value_pos: int,
-        creators: dict[int, Any], top: bool,
+        creators: dict[int, Any], order: _ByteOrder,
     ) -> str:
         """The VR pydicom gives an implicit-VR element (``vr`` None) or a UN one."""
         private = tag >> 16 & 1
@@ -489,7 +513,7 @@ class _Parser:
             found = _UNDEFINED_LENGTH_VR[tag]
             if found is None:
                 # pydicom looks ahead: items make it a sequence
-                if _tag_length(self.value(value_pos, 8), 0)[:2] == (0xFFFE, 0xE000):
+                if order.tag_length(self.value(value_pos, 8), 0)[:2] == (0xFFFE, 0xE000):
                     return "SQ"
                 raise Unsupported(UNKNOWN_VR, "undefined length element of unknown VR")
             return found
@@ -645,14 +669,14 @@ def _private_vr(tag: int, creators: dict[int, Any]) -> str:
     return found
 
 
-def _resolve_us_ss(ds: RawDataset, unknown: bool) -> None:
+def _resolve_us_ss(ds: RawDataset, unknown: bool, order: _ByteOrder) -> None:
     """'US or SS' at the top level: US unless Pixel Representation says signed."""
     pixel_rep = 0
     for tag, vr, value, *_ in ds.elements:
         if tag == PIXEL_REPRESENTATION:
             if vr != "US" or value is None or len(value) != 2:
                 raise Unsupported(AMBIGUOUS_VR, "unusual Pixel Representation")
-            pixel_rep = _u16(value)[0]
+            pixel_rep = order.u16(value)[0]
     if unknown:
         raise Unsupported(AMBIGUOUS_VR, "'US or SS' element before an unread Pixel Representation")
     elements = ds.elements
