@@ -28,11 +28,20 @@ def import_optional(module: str, extra: str, needed_for: str) -> ModuleType:
 # --- pydicom ------------------------------------------------------------------
 
 
-def dictionary_vr_fast(tag: int) -> Any:
-    """pydicom's VR lookup for undefined-length elements (what its reader uses)."""
-    from pydicom.datadict import _dictionary_vr_fast
+def pydicom_data(name: str) -> ModuleType:
+    """One of pydicom's data modules (``_dicom_dict``, ``_private_dict``), loaded from
+    its file without running ``pydicom/__init__.py``: they are plain dicts."""
+    import importlib.util
 
-    return _dictionary_vr_fast(tag)
+    spec = importlib.util.find_spec("pydicom")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise OptionError("fastdump needs pydicom: pip install pydicom")
+    path = f"{list(spec.submodule_search_locations)[0]}/{name}.py"
+    module_spec = importlib.util.spec_from_file_location(f"fastdump._pydicom{name}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def character_sets(ds: Any) -> str | list[str]:

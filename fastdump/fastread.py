@@ -17,7 +17,7 @@ import struct
 import sys
 from typing import IO, Any
 
-from . import compat, dicom, source
+from . import dicom, dictionary, source
 from .dicom import (
     CHARSET,
     DEFAULT_ENCODING,
@@ -510,7 +510,7 @@ class _Parser:
         """The VR pydicom gives an implicit-VR element (``vr`` None) or a UN one."""
         private = tag >> 16 & 1
         if vr is None and length == UNDEFINED_LENGTH:
-            found = _UNDEFINED_LENGTH_VR[tag]
+            found = _DICTIONARY_VR[tag]
             if found is None:
                 # pydicom looks ahead: items make it a sequence
                 if order.tag_length(self.value(value_pos, 8), 0)[:2] == (0xFFFE, 0xE000):
@@ -559,11 +559,14 @@ def _transfer_syntax(meta: RawDataset) -> str | None:
 
 
 def _encodings(value: bytes | None, vr: str) -> Any:
-    from pydicom.charset import convert_encodings, python_encoding
-
+    """The Python codecs of a Specific Character Set, as pydicom's convert_encodings."""
     if vr != "CS" or value is None:
         raise Unsupported(CHARSET_KIND, "Specific Character Set with a VR other than CS")
     items = value.decode(DEFAULT_ENCODING).rstrip(" \x00").split("\\")
+    if len(items) == 1 and items[0] in dicom.COMMON_CHARSETS:
+        return [dicom.COMMON_CHARSETS[items[0]]]
+    from pydicom.charset import convert_encodings, python_encoding
+
     if any(name and name not in python_encoding for name in items):
         raise Unsupported(CHARSET_KIND, "unknown character set name")  # fastdump warns about it
     try:
@@ -617,36 +620,12 @@ def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:
     return parts[0].rstrip("\0 ")
 
 
-def _lookup(lookup: Any, tag: int) -> str | None:
-    """``str(lookup(tag))``, None for a tag the dictionary does not know."""
-    try:
-        return str(lookup(tag))
-    except KeyError:
-        return None
-
-
-def _public_vr(tag: int) -> str | None:
-    from pydicom.datadict import dictionary_VR
-
-    return _lookup(dictionary_VR, tag)
-
-
-def _undefined_length_vr(tag: int) -> str | None:
-    return _lookup(compat.dictionary_vr_fast, tag)
-
-
 def _private_dictionary_vr(key: tuple[int, str]) -> str:
-    from pydicom.datadict import private_dictionary_VR
-
-    try:
-        return str(private_dictionary_VR(*key))
-    except KeyError:
-        return "UN"
+    return dictionary.private_vr(*key) or "UN"
 
 
 # pydicom's dictionary lookups, remembered: a worker meets the same tags in every file
-_DICTIONARY_VR = BoundedCache(_public_vr)
-_UNDEFINED_LENGTH_VR = BoundedCache(_undefined_length_vr)
+_DICTIONARY_VR = BoundedCache(dictionary.dictionary_vr)
 _PRIVATE_VR = BoundedCache(_private_dictionary_vr)
 
 

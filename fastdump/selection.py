@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from . import dicom
+from . import dicom, dictionary
 from .errors import OptionError
 
 if TYPE_CHECKING:
@@ -46,11 +46,9 @@ def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
 
 
 def _tag_of(item: str) -> int:
-    from pydicom.datadict import tag_for_keyword
-
     if _HEX_TAG.fullmatch(item):
         return _checked(int(item, 16), item)
-    tag = tag_for_keyword(item)
+    tag = dictionary.tag_for_keyword(item)
     if tag is None:
         hint = _close_keywords(item)
         raise OptionError(
@@ -72,9 +70,7 @@ def _checked(tag: int, item: str) -> int:
 def _close_keywords(item: str) -> str:
     import difflib
 
-    from pydicom.datadict import keyword_dict
-
-    close = difflib.get_close_matches(item, list(keyword_dict), n=3, cutoff=0.75)
+    close = difflib.get_close_matches(item, list(dictionary.keyword_dict()), n=3, cutoff=0.75)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

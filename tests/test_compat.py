@@ -13,7 +13,8 @@ from .conftest import pydicom_file
 
 
 def test_pydicom_private_names():
-    assert compat.dictionary_vr_fast(0x00100010) == "PN"
+    assert compat.pydicom_data("_dicom_dict").DicomDictionary[0x00100010][0] == "PN"
+    assert "GEMS_IDEN_01" in compat.pydicom_data("_private_dict").private_dictionaries
     ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
     assert compat.character_sets(ds) == ["latin_1"]  # CT_small is ISO_IR 100
     assert 0x00100010 in compat.raw_elements(ds)

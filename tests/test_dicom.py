@@ -21,6 +21,13 @@ def test_vr_sets_agree_with_pydicom():
     assert dicom.DEFAULT_ENCODING == default_encoding
 
 
+def test_common_charsets_agree_with_pydicom():
+    from pydicom.charset import convert_encodings
+
+    for name, codec in dicom.COMMON_CHARSETS.items():
+        assert convert_encodings(name) == [codec], name
+
+
 def test_tag_sets_agree_with_pydicom():
     assert dicom.LUT_DESCRIPTORS == set(_LUT_DESCRIPTOR_TAGS)
     assert dicom.US_OR_SS == {tag for tag in dicom.US_OR_SS if dictionary_VR(tag) == "US or SS"}

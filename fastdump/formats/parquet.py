@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .. import ledger
+from .. import dictionary, ledger
 from ..compat import import_optional
 from ..errors import MergeError, OptionError, OutputDirError
 from ..lines import dumps_line
@@ -86,13 +86,12 @@ class Column:
 @cache
 def column(keyword: str) -> Column:
     """The column for a DICOM keyword; OptionError for one that is unknown or not a scalar."""
-    from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
-
-    tag = tag_for_keyword(keyword)
+    tag = dictionary.tag_for_keyword(keyword)
     if tag is None:
         raise OptionError(f"--columns: {keyword!r} is not a DICOM keyword (spelled as in "
                           "pydicom, e.g. PatientName, SeriesInstanceUID)")
-    vrs = set(dictionary_VR(tag).split(" or "))
+    vr = dictionary.dictionary_vr(tag) or "UN"
+    vrs = set(vr.split(" or "))
     if vrs <= _INT_VRS:
         kind = "int"
     elif vrs <= _FLOAT_VRS:
@@ -102,9 +101,10 @@ def column(keyword: str) -> Column:
     elif vrs <= _TEXT_VRS:
         kind = "text"
     else:
-        raise OptionError(f"--columns: {keyword} is {dictionary_VR(tag)} (a sequence or binary "
+        raise OptionError(f"--columns: {keyword} is {vr} (a sequence or binary "
                           "value), which has no column; read it from the dataset column")
-    return Column(keyword, f"{tag:08X}", kind, dictionary_VM(tag) != "1", tag >> 16 == 2)
+    return Column(keyword, f"{tag:08X}", kind, dictionary.dictionary_vm(tag) != "1",
+                  tag >> 16 == 2)
 
 
 def check_columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:
