@@ -5,21 +5,24 @@ pool, holds the path list), yields each batch's outcomes as soon as it is
 done, in whatever order, and survives workers that die: a batch lost with a
 worker is retried file by file, in a pool of its own, so the file that kills
 its worker is named in errors.jsonl and the rest are dumped.
+
+Starting worker processes costs a few tenths of a second, more than many
+small runs take in all: :class:`StartingPool` reads the first files in this
+process, starts the workers only once the run has lasted :data:`START_AFTER`
+seconds, and hands them the batches as soon as they are up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-
-from joblib.externals.loky import get_reusable_executor
-from joblib.externals.loky.process_executor import BrokenProcessPool, ShutdownExecutorError
 
 from . import compat
 from .types import Batch, Entry, Options, Outcome, Problem
@@ -35,10 +38,14 @@ class LocalPool:
     plug in the same way.
     """
 
-    lost: tuple[type[BaseException], ...] = (BrokenProcessPool, ShutdownExecutorError)
-
     def __init__(self, jobs: int) -> None:
+        from joblib.externals.loky.process_executor import (
+            BrokenProcessPool,
+            ShutdownExecutorError,
+        )
+
         self.jobs = jobs
+        self.lost: tuple[type[BaseException], ...] = (BrokenProcessPool, ShutdownExecutorError)
 
     def wait_any(self, futures: Iterable[Future], timeout: float | None = None) -> set[Future]:
         done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -67,14 +74,77 @@ class LocalPool:
             except FutureTimeout:
                 executor.shutdown(wait=True, kill_workers=True)
                 raise TimeoutError from None
-            except BrokenProcessPool:
+            except self.lost:
                 executor.shutdown(wait=True, kill_workers=True)
                 if attempt == 2:
                     raise
 
 
+class StartingPool:
+    """This process reads the batches until worker processes are up, then they do.
+
+    The workers are started only when the run outlasts :data:`START_AFTER`
+    seconds: a dump of one file or one folder never pays for them. While
+    they start, batches are read here, in the main thread (per-file time
+    limits still hold there; a crash in C code would end the run, which
+    ``--resume`` then finishes); once every worker has answered, every batch
+    goes to them, with their crash isolation.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool: LocalPool | None = None
+        self._warming: list[Future] = []
+        self._since = time.monotonic()
+
+    @property
+    def lost(self) -> tuple[type[BaseException], ...]:
+        return self._pool.lost if self._pool is not None else ()
+
+    def _workers_up(self) -> bool:
+        if self._pool is None:
+            if START_AFTER is None:  # every batch in a worker, from the first
+                self._pool = LocalPool(self.jobs)
+                return True
+            if time.monotonic() - self._since < START_AFTER:
+                return False
+            self._pool = LocalPool(self.jobs)
+            self._warming = [self._pool.submit(_worker_ready) for _ in range(self.jobs)]
+        return all(f.done() for f in self._warming)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        if self._workers_up():
+            assert self._pool is not None
+            return self._pool.submit(fn, *args)
+        future: Future = Future()
+        future.set_result(fn(*args))  # read here: the workers are not up yet
+        return future
+
+    def wait_any(self, futures: Iterable[Future], timeout: float | None = None) -> set[Future]:
+        done, _ = wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        return done
+
+    def kill(self) -> None:
+        if self._pool is not None:
+            self._pool.kill()
+
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        return (self._pool or LocalPool(self.jobs)).isolate(fn, *args, timeout=timeout)
+
+
+# Seconds of a run after which worker processes are worth starting (None: from the
+# start, and no batch is read in this process)
+START_AFTER: float | None = 0.1
+
+
+def _worker_ready() -> None:
+    """The first task of a worker: it has started and imported what batches need."""
+
+
 def shutdown_local_pool() -> None:
     """Stop this process's worker processes, if it started any (the run is over)."""
+    if "joblib.externals.loky" not in sys.modules:
+        return  # never imported: no worker was ever started
     executor = compat.current_loky_executor()
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)
@@ -87,6 +157,8 @@ def shutdown_local_pool() -> None:
 
 
 def _executor(workers: int) -> Any:
+    from joblib.externals.loky import get_reusable_executor
+
     # the same arguments every time: other ones would make loky start a new pool
     return get_reusable_executor(max_workers=workers, timeout=60, initializer=_ignore_ctrl_c)
 

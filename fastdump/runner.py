@@ -15,8 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Any
 
 from . import ledger
 from .batching import BatchSizer, batches
@@ -24,7 +23,7 @@ from .errors import InputNotFoundError, OptionError
 from .formats import FORMATS, for_output
 from .formats.base import Format, Writer
 from .formats.stdout import StdoutClosed
-from .pool import LocalPool, run_batches
+from .pool import StartingPool, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
@@ -121,8 +120,7 @@ class _Job:
         self.dedupe = dedupe  # several inputs may reach a file twice
         self.shard = shard  # --shard: files of other shards are not this run's
         self.scheduler = scheduler  # --scheduler: a Dask cluster instead of local processes
-        self.bar = tqdm(total=0, unit="file", file=sys.stderr, disable=not progress,
-                        dynamic_ncols=True, smoothing=0.05)
+        self.bar = _progress_bar(progress)
         self.started = time.perf_counter()
 
     def process(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
@@ -202,6 +200,28 @@ class _Job:
             self.writer.forget(dropped, self.current)
 
 
+def _progress_bar(progress: bool) -> Any:
+    """tqdm's bar on stderr; without one, a stand-in (tqdm is then not even imported)."""
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+
+
+class _NoBar:
+    total = 0
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]:
     yield from paths
     if files_from is not None:
@@ -237,7 +257,7 @@ def _walk_in_background(inputs: Iterator[str], follow: bool, dedupe: bool) -> It
 def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:
     """Local worker processes, or the Dask cluster at ``scheduler`` ("local": a new one)."""
     if scheduler is None:
-        return contextlib.nullcontext(LocalPool(jobs))
+        return contextlib.nullcontext(StartingPool(jobs))
     from .dask_pool import DaskPool  # only --scheduler needs Dask
 
     return DaskPool(scheduler, jobs)

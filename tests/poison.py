@@ -26,3 +26,15 @@ def hangs_on_poison(entries, opts):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(3600)
     return process_batch(entries, opts)
+
+
+def names_its_process(entries, opts):
+    """Read the batch, and say in each outcome which process read it (as its "fallback").
+
+    In the process named by FASTDUMP_TEST_SLOW_PID, each batch also takes 0.1 s
+    more, so that worker processes have time to start while it reads.
+    """
+    if os.environ.get("FASTDUMP_TEST_SLOW_PID") == str(os.getpid()):
+        time.sleep(0.1)
+    return [outcome._replace(fallback=f"pid {os.getpid()}")
+            for outcome in process_batch(entries, opts)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -32,6 +35,7 @@ def outcome_lines(out):
 
 def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp_path,
                                                         monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", None)  # every batch in a worker
     monkeypatch.setattr(fastdump.pool, "process_batch", poison.dies_on_poison)
     summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=2, batch_size=8,
                             progress=False)
@@ -44,6 +48,7 @@ def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp
 
 def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_path,
                                                        monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", None)  # every batch in a worker
     monkeypatch.setattr(fastdump.pool, "process_batch", poison.hangs_on_poison)
     summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=1, batch_size=4,
                             file_timeout=0.5, progress=False)
@@ -51,3 +56,34 @@ def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_
     assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-POISON.dcm")]
     assert bad[0]["error"].startswith("FileTimeout: the worker reading this file hung")
     assert (summary.ok, summary.errors) == (40, 1)
+
+
+def test_a_short_run_starts_no_worker_process(tmp_path):
+    code = (f"import sys, fastdump; s = fastdump.dump([{pydicom_file('CT_small.dcm')!r}], "
+            f"{str(tmp_path / 'out')!r}, progress=False); assert s.ok == 1; "
+            "assert 'joblib.externals.loky' not in sys.modules; print('no pool')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "no pool", result.stderr
+
+
+def test_a_longer_run_hands_its_batches_to_worker_processes(archive, tmp_path, monkeypatch):
+    fastdump.pool.shutdown_local_pool()
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    monkeypatch.setenv("FASTDUMP_TEST_SLOW_PID", str(os.getpid()))
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)  # workers started at once
+    summary = fastdump.dump([archive, archive / "pydicom"], tmp_path / "out", jobs=2,
+                            batch_size=2, progress=False)
+    assert summary.ok + summary.errors == summary.files > 100
+    pids = {int(reason.split()[1]) for reason in summary.fallback_reasons}
+    # the first batches were read here while the workers started, the others by them
+    assert os.getpid() in pids and pids - {os.getpid()}, pids
+
+
+def test_a_run_shorter_than_the_start_of_workers_reads_everything_here(archive, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 3600)
+    summary = fastdump.dump([archive], tmp_path / "out", jobs=2, progress=False)
+    assert summary.ok + summary.errors == summary.files > 100
+    assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
