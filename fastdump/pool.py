@@ -131,6 +131,15 @@ class StartingPool:
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         return (self._pool or LocalPool(self.jobs)).isolate(fn, *args, timeout=timeout)
 
+    def __enter__(self) -> StartingPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Workers still starting when the run ended did no work: stop them now rather
+        # than let them finish starting for nothing.
+        if self._pool is not None and not all(f.done() for f in self._warming):
+            self._pool.kill()
+
 
 # Seconds of a run after which worker processes are worth starting (None: from the
 # start, and no batch is read in this process)

@@ -257,7 +257,7 @@ def _walk_in_background(inputs: Iterator[str], follow: bool, dedupe: bool) -> It
 def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:
     """Local worker processes, or the Dask cluster at ``scheduler`` ("local": a new one)."""
     if scheduler is None:
-        return contextlib.nullcontext(StartingPool(jobs))
+        return StartingPool(jobs)
     from .dask_pool import DaskPool  # only --scheduler needs Dask
 
     return DaskPool(scheduler, jobs)
