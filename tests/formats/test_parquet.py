@@ -19,7 +19,7 @@ import fastdump
 from fastdump.cli import main
 from fastdump.formats import parquet
 
-from .conftest import PYDICOM_FILES, pydicom_file, regular_files
+from ..conftest import PYDICOM_FILES, pydicom_file, regular_files
 
 
 def query(out, sql: str) -> list[dict]:
