@@ -7,20 +7,17 @@ scheduler also re-sends it to every worker a nanny restarts.
 
 from __future__ import annotations
 
-import os
 import time
 
 from distributed import WorkerPlugin
 
-# A file starting with these bytes makes the worker reading it exit at once,
-# as a segfault in a decoder would.
-POISON = b"FASTDUMP-TEST-POISON: kills the worker that reads it\n"
-POISON_EXIT = 77
+from .poison import die_like_a_segfault, is_poison
 
 
 class ReadHooks(WorkerPlugin):
     """Wrap fastdump.worker.process_batch in the worker: a delay per file (so a run
-    lasts long enough to kill a worker in the middle), and death on POISON files."""
+    lasts long enough to kill a worker in the middle), and death on poison files
+    (tests/poison.py), as a segfault in a decoder would."""
 
     name = "fastdump-test-hooks"
 
@@ -36,9 +33,8 @@ class ReadHooks(WorkerPlugin):
 
         def process_batch(entries, opts):
             for entry in entries:
-                with open(entry.path, "rb") as fp:
-                    if fp.read(len(POISON)) == POISON:
-                        os._exit(POISON_EXIT)
+                if is_poison(entry.path):
+                    die_like_a_segfault()
                 time.sleep(delay)
             return original(entries, opts)
 

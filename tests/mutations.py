@@ -1,14 +1,19 @@
 """A seeded corpus of damaged DICOM files: real files with byte-level mutations.
 
-Each mutation aims at what a reader must get right: element headers (VRs,
-lengths), values (digits, padding, separators, character sets) and the end of
-the file. The same seed always gives the same files.
+Each file gets one to three mutations. Some aim at what a reader must get
+right, using where pydicom finds the elements: element headers (VRs, lengths),
+values (digits, padding, separators, character sets) and the end of the file.
+Others are blind, as damage in the wild is: bytes overwritten, the file cut
+anywhere, a hostile 32-bit length, random bytes inserted, a region repeated
+(repeated elements, items), a VR written over anything. The same seed always
+gives the same files.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import struct
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +24,20 @@ VRS = [b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"L
        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST",
        b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV", b"XX", b"\x00\x00"]
 VALUE_BYTES = b" \\\x00=^0123456789.-+eEAZaz\x1b\xe9\xff\t"
+# Aimed at the elements pydicom finds (values three times as often), then blind.
+AIMED = ["vr", "value", "value", "value", "length", "truncate"]
+BLIND = ["bytes", "cut", "hostile length", "insert", "repeat", "any vr"]
+PER_FOLDER = 500  # files per folder of a corpus, so that a dump walks several
 
 
-def elements(path: str) -> list[tuple[int, int, int]]:
-    """(header offset, value offset, length) of the top-level elements pydicom finds."""
+def elements(path: str) -> list[tuple[int, int, int, bool]]:
+    """(header offset, value offset, length, explicit VR) of the top-level elements
+    pydicom finds."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size=64)
-        except Exception:  # noqa: BLE001 - an unreadable original gives random mutations
+        except Exception:  # noqa: BLE001 - an unreadable original gets blind mutations only
             return []
     found = []
     for group in (getattr(ds, "file_meta", None), ds):
@@ -44,51 +54,93 @@ def elements(path: str) -> list[tuple[int, int, int]]:
 
 
 def mutate(data: bytes, elems: list, rng: random.Random) -> tuple[str, bytes]:
-    """One mutation of ``data``: (what was done, the new bytes)."""
+    """One to three mutations of ``data``: (what was done, the new bytes)."""
     buf = bytearray(data)
-    kind = rng.choice(["vr", "value", "value", "value", "length", "byte", "truncate"])
-    if not elems or kind == "byte":
-        at = rng.randrange(len(buf))
-        buf[at] = rng.randrange(256)
-        return f"byte {at}", bytes(buf)
+    done = []
+    for _ in range(rng.randint(1, 3)):
+        if not buf:
+            break
+        done.append(_mutate_once(buf, elems, rng))
+    return "; ".join(done), bytes(buf)
+
+
+def _mutate_once(buf: bytearray, elems: list, rng: random.Random) -> str:
+    """One mutation of ``buf``, in place; what was done.
+
+    An earlier mutation that moved bytes leaves the element offsets stale: the
+    aimed mutations then hit near an element, which is damage too.
+    """
+    kind = rng.choice(AIMED + BLIND)
+    if kind in AIMED and not elems:
+        kind = rng.choice(BLIND)
+    if kind in BLIND:
+        return _blind(buf, kind, rng)
     head, start, length, explicit = rng.choice(elems)
     if kind == "truncate":
         at = rng.randrange(max(1, min(len(buf), start + max(length, 0) % 0xFFFFFFFF + 16)))
-        return f"truncate {at}", bytes(buf[:at])
-    if kind == "vr" and explicit:
+        del buf[at:]
+        return f"truncate {at}"
+    if kind == "vr" and explicit and head + 6 <= len(buf):
         buf[head + 4:head + 6] = rng.choice(VRS)
-        return f"vr at {head}", bytes(buf)
+        return f"vr at {head}"
     if kind == "length":
         at = head + (4 if not explicit else 6)
         if at + 2 <= len(buf):
             buf[at:at + 2] = rng.randrange(0, 80).to_bytes(2, "little")
-        return f"length at {head}", bytes(buf)
+        return f"length at {head}"
     if 0 < length < 0xFFFFFFFF and start + length <= len(buf):
         for _ in range(rng.randint(1, 3)):
             at = start + rng.randrange(length)
             buf[at] = rng.choice(VALUE_BYTES)
-        return f"value at {start}", bytes(buf)
+        return f"value at {start}"
     at = rng.randrange(len(buf))
     buf[at] ^= 0xFF
-    return f"flip {at}", bytes(buf)
+    return f"flip {at}"
 
 
-def corpus(
-    sources: list[str], out_dir: Path, count: int, seed: int = 3
-) -> Iterator[tuple[str, str]]:
-    """Write ``count`` mutated files into ``out_dir``; yield (path, description)."""
+def _blind(buf: bytearray, kind: str, rng: random.Random) -> str:
+    pos = rng.randrange(len(buf))
+    if kind == "bytes":  # bytes overwritten
+        for _ in range(rng.randint(1, 16)):
+            buf[rng.randrange(len(buf))] = rng.randrange(256)
+        return f"bytes near {pos}"
+    if kind == "cut":  # truncated anywhere
+        del buf[pos:]
+        return f"cut at {pos}"
+    if kind == "hostile length":  # a length field set to a hostile value
+        if pos + 4 <= len(buf):
+            buf[pos:pos + 4] = struct.pack("<I", rng.choice(
+                [0xFFFFFFFF, 0xFFFFFFFE, 0x7FFFFFFF, len(buf) * 3, 0]))
+        return f"hostile length at {pos}"
+    if kind == "insert":  # random bytes inserted
+        buf[pos:pos] = rng.randbytes(rng.randint(1, 64))
+        return f"insert at {pos}"
+    if kind == "repeat":  # a region repeated (repeated elements, items)
+        end = min(len(buf), pos + rng.randint(8, 512))
+        buf[pos:pos] = buf[pos:end]
+        return f"repeat {pos}-{end}"
+    if pos + 2 <= len(buf):  # a VR written over anything
+        buf[pos:pos + 2] = rng.choice([b"SQ", b"UN", b"OB", b"DS", b"XX", b"\0\0"])
+    return f"any vr at {pos}"
+
+
+def corpus(sources: list[str], out_dir: Path, count: int, seed: int, head: int = 1 << 20
+           ) -> Iterator[tuple[str, str]]:
+    """Write ``count`` mutated files of the first ``head`` bytes of ``sources`` (empty
+    ones left out) into folders of ``out_dir``; yield (path, description) for each."""
     rng = random.Random(seed)
+    sources = [s for s in sources if os.path.getsize(s) > 0]
     cache: dict[str, tuple[bytes, list]] = {}
     for n in range(count):
         source = rng.choice(sources)
         if source not in cache:
             with open(source, "rb") as fp:
-                data = fp.read(1 << 20)
-            cache[source] = (data, elements(source))
+                data = fp.read(head)
+            cache[source] = (data, [e for e in elements(source) if e[0] + 8 <= len(data)])
         data, elems = cache[source]
-        if not data:
-            continue
         what, mutated = mutate(data, elems, rng)
-        path = out_dir / f"m{n:05d}_{os.path.basename(source)}"
+        folder = out_dir / f"{n // PER_FOLDER:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"m{n:05d}_{os.path.basename(source)}"
         path.write_bytes(mutated)
         yield str(path), f"{os.path.basename(source)}: {what}"

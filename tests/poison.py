@@ -1,7 +1,14 @@
-"""Stand-ins for fastdump.worker.process_batch that misbehave on chosen files.
+"""Poison files, and stand-ins for fastdump.worker.process_batch that misbehave on them.
 
-They live in an importable module so that worker processes can unpickle them;
-tests put them in place with monkeypatch (fastdump.pool.process_batch).
+One marker for every test: a file whose first bytes are :data:`POISON` is
+poison. The marker fits in the 128-byte preamble of a DICOM file, so
+:func:`poisoned` keeps a real file valid: read by fastdump itself it dumps
+fine, and only the test hooks make it kill or hang its worker.
+
+The stand-ins live in an importable module so that worker processes can
+unpickle them: tests put them in place with monkeypatch
+(fastdump.pool.process_batch), and tests/dask_hooks.py uses the same check in
+Dask workers.
 """
 
 from __future__ import annotations
@@ -10,19 +17,46 @@ import os
 import signal
 import time
 
+import pydicom  # noqa: F401 - see below
+
 from fastdump.worker import process_batch
+
+# A worker unpickling the stand-ins imports pydicom here, before any file's alarm
+# is armed: with test_pool's file_timeout of 0.5 s, a fresh worker would otherwise
+# pay for importing pydicom (lazily, on its first file) under that file's alarm,
+# and an alarm during that import breaks the worker for good (the fastdump bug
+# test_worker.py's xfail test pins). test_pool is about hung and dying workers.
+
+POISON = b"FASTDUMP-TEST-POISON: kills the worker that reads it\n"
+
+
+def poisoned(data: bytes) -> bytes:
+    """``data`` with the marker over its first bytes (a DICOM file's preamble stays valid)."""
+    return POISON + data[len(POISON):]
+
+
+def is_poison(path: str) -> bool:
+    try:
+        with open(path, "rb") as fp:
+            return fp.read(len(POISON)) == POISON
+    except OSError:
+        return False  # gone or unreadable: fastdump reports it as usual
+
+
+def die_like_a_segfault() -> None:
+    os._exit(139)
 
 
 def dies_on_poison(entries, opts):
-    """Kill the worker process, like a segfault would, when the batch holds a POISON file."""
-    if any("POISON" in entry.path for entry in entries):
-        os._exit(139)
+    """Kill the worker process, like a segfault would, when the batch holds a poison file."""
+    if any(is_poison(entry.path) for entry in entries):
+        die_like_a_segfault()
     return process_batch(entries, opts)
 
 
 def hangs_on_poison(entries, opts):
-    """Hang where no per-file alarm can interrupt (SIGALRM blocked), on a POISON file."""
-    if any("POISON" in entry.path for entry in entries):
+    """Hang where no per-file alarm can interrupt (SIGALRM blocked), on a poison file."""
+    if any(is_poison(entry.path) for entry in entries):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(3600)
     return process_batch(entries, opts)

@@ -10,6 +10,7 @@ from fastdump.batching import FIRST, MOST, TARGET_SECONDS, BatchSizer, batches
 from fastdump.walk import Entry
 
 from .conftest import regular_files
+from .helpers import jsonl_lines
 
 
 class Clock:
@@ -77,7 +78,6 @@ def test_a_dump_sized_by_work_equals_one_file_per_batch(archive, tmp_path):
     assert by_work.ok + by_work.errors == len(regular_files(archive))
 
     def lines(out):
-        return sorted((out / "dump.jsonl").read_bytes().splitlines()), \
-            sorted((out / "errors.jsonl").read_bytes().splitlines())
+        return sorted(jsonl_lines(out / "dump.jsonl")), sorted(jsonl_lines(out / "errors.jsonl"))
 
     assert lines(tmp_path / "a") == lines(tmp_path / "b")

@@ -28,6 +28,7 @@ from fastdump.bench import (
 from fastdump.errors import InputNotFoundError, OptionError
 
 from .conftest import TESTDATA_DIR
+from .helpers import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import generate  # noqa: E402
@@ -117,13 +118,11 @@ def test_ratios_and_table():
 
 
 def test_fastdump_bench_command_prints_the_table(tmp_path):
-    exe = shutil.which("fastdump") or os.path.join(os.path.dirname(sys.executable), "fastdump")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     # -j -1 (all cores) is accepted, as by fastdump dump (issue 9)
-    result = subprocess.run([exe, "bench", str(TESTDATA_DIR), "--sample", "12", "--jobs", "-1"],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TMPDIR": str(scratch)})
+    result = run_cli("bench", TESTDATA_DIR, "--sample", "12", "--jobs", "-1",
+                     env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0].split() == ["tool", "files", "seconds", "files/s", "MB/s", "parent", "RSS",

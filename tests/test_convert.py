@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import os
 import warnings
-from urllib.parse import parse_qs, unquote, urlparse
 
 import pydicom
 import pytest
 from pydicom.data import get_charset_files
 
 import fastdump
+from fastdump import record
 from fastdump.errors import TruncatedError
 
 from .conftest import PYDICOM_FILES, pydicom_file
+from .helpers import FAST, PYDICOM, bulk_bytes, count_reads
 
 PIXEL_TAGS = 0x7FE00008  # Float/Double/Pixel Data and anything after them: not read
 
@@ -96,20 +97,12 @@ BULKY = ["CT_small.dcm", "examples_overlay.dcm", "nested_priv_SQ.dcm", "waveform
          "meta_missing_tsyntax.dcm", "priv_SQ.dcm"]
 
 
-def uri_bytes(uri: str) -> bytes:
-    parts = urlparse(uri)
-    query = parse_qs(parts.query)
-    with open(unquote(parts.path), "rb") as fp:
-        fp.seek(int(query["offset"][0]))
-        return fp.read(int(query["length"][0]))
-
-
 def check_uris(ours: dict, ds: pydicom.Dataset) -> int:
     """Compare every BulkDataURI's bytes with pydicom's value; return how many."""
     checked = 0
     for key, element in ours.items():
         if "BulkDataURI" in element:
-            assert uri_bytes(element["BulkDataURI"]) == ds[int(key, 16)].value, key
+            assert bulk_bytes(element["BulkDataURI"]) == ds[int(key, 16)].value, key
             checked += 1
         elif element.get("vr") == "SQ":
             for item, ds_item in zip(element["Value"], ds[int(key, 16)].value, strict=True):
@@ -127,7 +120,8 @@ def test_bulk_data_uri_locates_the_bytes(name):
 
 
 def test_bulk_values_are_not_read(tmp_path, monkeypatch):
-    # A file with a 4 MB private OB value: dumping it must read a few KB, not MB.
+    # A file with a 4 MB private OB value: dumping it must read a few KB, not MB,
+    # on the fast path and on the pydicom path alike.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
@@ -135,29 +129,16 @@ def test_bulk_values_are_not_read(tmp_path, monkeypatch):
     ds.add_new(0x00091011, "OB", bytes(4_000_000))
     path = tmp_path / "big.dcm"
     ds.save_as(path)
-    read_bytes = count_reads(monkeypatch)
+    reads = count_reads(monkeypatch)
     element = fastdump.read_tags(path)["00091011"]
-    assert uri_bytes(element["BulkDataURI"]) == bytes(4_000_000)
-    assert 0 < read_bytes[0] < 200_000  # the header and a read-ahead, not the 4 MB
-
-
-def count_reads(monkeypatch) -> list[int]:
-    """Make fastdump.source count the bytes read from files."""
-    import io
-
-    import fastdump.source
-
-    total = [0]
-
-    class Counting(io.BufferedReader):
-        def read(self, n=-1):
-            data = super().read(n)
-            total[0] += len(data)
-            return data
-
-    monkeypatch.setattr(fastdump.source, "open_source",
-                        lambda p, size=None, buffered=True: Counting(io.FileIO(p, "rb")))
-    return total
+    assert reads.readers == [FAST]  # the fast path alone read the file
+    assert bulk_bytes(element["BulkDataURI"]) == bytes(4_000_000)
+    assert 0 < reads.bytes < 200_000  # the header and a read-ahead, not the 4 MB
+    reads.reset()
+    monkeypatch.setattr(record, "config_is_default", lambda: False)  # the pydicom path
+    assert fastdump.read_tags(path)["00091011"] == element
+    assert reads.readers == [PYDICOM]
+    assert 0 < reads.bytes < 200_000
 
 
 def test_invalid_value_is_kept_raw_with_a_warning():

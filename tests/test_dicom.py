@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydicom import uid
 from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
+from pydicom.filewriter import _AMBIGUOUS_US_SS_TAGS
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS
 from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, EXPLICIT_VR_LENGTH_32, TEXT_VR_DELIMS, VR
 
@@ -30,7 +31,10 @@ def test_common_charsets_agree_with_pydicom():
 
 def test_tag_sets_agree_with_pydicom():
     assert dicom.LUT_DESCRIPTORS == set(_LUT_DESCRIPTOR_TAGS)
-    assert dicom.US_OR_SS == {tag for tag in dicom.US_OR_SS if dictionary_VR(tag) == "US or SS"}
+    # every one is 'US or SS' in the dictionary, and they are all that pydicom resolves
+    # with Pixel Representation (a subset alone would let a missing tag go unnoticed)
+    assert all(dictionary_VR(tag) == "US or SS" for tag in dicom.US_OR_SS)
+    assert dicom.US_OR_SS == set(_AMBIGUOUS_US_SS_TAGS)
     assert dictionary_VR(dicom.CHARSET) == "CS"
     assert dictionary_VR(dicom.PIXEL_REPRESENTATION) == "US"
 

@@ -8,7 +8,6 @@ seeded corpus of mutated files, compared file by file after orjson.dumps.
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 
@@ -18,19 +17,17 @@ import pytest
 from pydicom.data import get_charset_files
 
 import fastdump
-import fastdump.source
 from fastdump import fastjson, record
-from fastdump.errors import OptionError
 from fastdump.fastread import Unsupported, read_header
 from fastdump.selection import parse_tags, select
 from fastdump.types import ReadSettings
 
 from .conftest import PYDICOM_FILES, pydicom_file
+from .helpers import FAST, PYDICOM, SIX_TAGS, count_reads, read_jsonl
 from .mutations import corpus
 
 ALL_FILES = PYDICOM_FILES + sorted(f for f in get_charset_files() if os.path.isfile(f))
 THRESHOLDS = [0, 8, 1024, 1 << 20]
-SIX_TAGS = "PatientID,StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,Modality,00200013"
 
 
 def settings(threshold: int = 1024, tags=None) -> ReadSettings:
@@ -61,10 +58,19 @@ def reference(path: str, threshold: int = 1024, tags=None) -> bytes | str:
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=os.path.basename)
 def test_fast_path_equals_pydicom_path(path):
+    compared = 0
     for threshold in THRESHOLDS:
         got = fast(path, threshold)
         if got != "Unsupported":
             assert got == reference(path, threshold), f"bulk threshold {threshold}"
+            compared += 1
+    if not compared:
+        # a file the fast path leaves to pydicom: it says why, and read_record gives
+        # the pydicom path's outcome
+        st = os.stat(path)
+        fast_record, reason = record.try_fast_record(path, st.st_size, st.st_mtime, settings())
+        assert fast_record is None and reason, reason
+        assert outcome(record.read_record, path) == reference(path)
 
 
 def fast_files() -> list[str]:
@@ -116,7 +122,9 @@ def test_pydicom_settings_the_fast_path_does_not_mirror_turn_it_off(monkeypatch)
 @pytest.fixture(scope="module")
 def mutated(tmp_path_factory) -> list[tuple[str, str]]:
     sources = [p for p in ALL_FILES if os.path.getsize(p) < 2_000_000 and p.endswith(".dcm")]
-    return list(corpus(sources, tmp_path_factory.mktemp("mutated"), 400, seed=20260))
+    # 600: a third of them cut, or damaged in ways only pydicom reports; the
+    # fast path must still take at least 150
+    return list(corpus(sources, tmp_path_factory.mktemp("mutated"), 600, seed=20260))
 
 
 def test_mutated_files_equal_the_pydicom_path(mutated):
@@ -134,37 +142,27 @@ def test_mutated_files_equal_the_pydicom_path(mutated):
 
 @pytest.mark.parametrize("threshold", [8, 1 << 20])
 def test_mutated_files_at_other_thresholds(mutated, threshold):
+    compared = 0
     for path, what in mutated[:150]:
         got = fast(path, threshold)
         if got != "Unsupported":
             assert got == reference(path, threshold), what
+            compared += 1
+    assert compared >= 30, compared  # not all left to pydicom: the test compared something
 
 
 def test_mutated_files_with_tags(mutated):
     tags = parse_tags(SIX_TAGS + ",PatientName,ReferencedImageSequence")
+    compared = 0
     for path, what in mutated[:200]:
         got = fast(path, 1024, tags)
         if got != "Unsupported":
             assert got == reference(path, 1024, tags), what
+            compared += 1
+    assert compared >= 75, compared
 
 
 # --- reading -------------------------------------------------------------------
-
-
-def count_reads(monkeypatch) -> list[int]:
-    """Make fastdump.source.open_source count reads and bytes: [calls, bytes]."""
-    total = [0, 0]
-
-    class Counting(io.BufferedReader):
-        def read(self, n=-1):
-            data = super().read(n)
-            total[0] += 1
-            total[1] += len(data)
-            return data
-
-    monkeypatch.setattr(fastdump.source, "open_source",
-                        lambda p, size=None, buffered=True: Counting(io.FileIO(p, "rb")))
-    return total
 
 
 def test_the_header_is_read_once(monkeypatch):
@@ -172,7 +170,8 @@ def test_the_header_is_read_once(monkeypatch):
     expected = reference(path)
     reads = count_reads(monkeypatch)
     assert fast(path) == expected != "Unsupported"
-    assert reads[0] == 1 and reads[1] <= os.path.getsize(path)
+    assert reads.readers == [FAST]
+    assert reads.calls == 1 and reads.bytes <= os.path.getsize(path)
 
 
 def test_bulk_values_in_sequences_are_not_read(tmp_path, monkeypatch):
@@ -189,7 +188,7 @@ def test_bulk_values_in_sequences_are_not_read(tmp_path, monkeypatch):
     ds.save_as(path, enforce_file_format=True)
     reads = count_reads(monkeypatch)
     got = orjson.loads(fast(str(path)))
-    assert reads[1] < 200_000
+    assert reads.readers == [FAST] and reads.bytes < 200_000
     element = got["dataset"]["00089215"]["Value"][0]["00091011"]
     assert element["BulkDataURI"].endswith("&length=3000000")
     assert got["dataset"]["00091001"]["Value"] == ["AFTER"]
@@ -208,23 +207,6 @@ def test_a_huge_length_field_allocates_nothing(tmp_path):
 
 
 # --- --tags ---------------------------------------------------------------------
-
-
-def test_parse_tags_accepts_keywords_and_hex():
-    assert parse_tags("PatientID, 0020000D,00080060") == {0x00100020, 0x0020000D, 0x00080060}
-    assert parse_tags(["Modality", 0x00100010]) == {0x00080060, 0x00100010}
-    assert parse_tags(None) is None
-
-
-@pytest.mark.parametrize("spec, message", [
-    ("PatientsName", "did you mean PatientName"),
-    ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
-    ("00020010", "meta group is always written"),
-    (",", "at least one tag"),
-])
-def test_parse_tags_rejects_what_it_cannot_use(spec, message):
-    with pytest.raises(OptionError, match=message):
-        parse_tags(spec)
 
 
 @pytest.mark.parametrize("spec", [SIX_TAGS, "PatientName,ReferencedImageSequence,00291010",
@@ -294,31 +276,20 @@ def test_tags_stop_reading_after_the_last_selected_tag(tmp_path, monkeypatch):
     reads = count_reads(monkeypatch)
     dataset = fastdump.read_tags(path, tags="PatientID,StudyInstanceUID")
     assert set(dataset) == {"00100020", "0020000D"}
-    assert reads[1] < 100_000
+    assert reads.readers == [FAST] and reads.bytes < 100_000
     # the pydicom path stops there too
-    reads[:] = [0, 0]
+    reads.reset()
     monkeypatch.setattr(record, "config_is_default", lambda: False)
     assert fastdump.read_tags(path, tags="PatientID,StudyInstanceUID") == dataset
-    assert reads[1] < 100_000
+    assert reads.readers == [PYDICOM] and reads.bytes < 100_000
 
 
 def test_dump_with_tags(archive, tmp_path):
     summary = fastdump.dump([archive / "pydicom"], tmp_path / "out", jobs=1, progress=False,
                             tags="PatientID,Modality")
     assert summary.ok > 150
-    lines = (tmp_path / "out" / "dump.jsonl").read_bytes().splitlines()
-    for line in lines:
-        rec = orjson.loads(line)
+    records = read_jsonl(tmp_path / "out" / "dump.jsonl")
+    assert len(records) == summary.ok
+    for rec in records:
         assert set(rec["dataset"]) <= {"00100020", "00080060"}
-    assert sum("00080060" in orjson.loads(line)["dataset"] for line in lines) > 100
-
-
-def test_cli_unknown_tag_is_one_line_and_exit_2(capsys, archive, tmp_path):
-    from fastdump.cli import main
-
-    code = main(["dump", str(archive / "pydicom"), "-o", str(tmp_path / "o"), "--no-progress",
-                 "--tags", "PatientID,Modalty"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "unknown DICOM keyword 'Modalty'" in err and "Modality" in err
-    assert len(err.strip().splitlines()) == 1
+    assert sum("00080060" in rec["dataset"] for rec in records) > 100

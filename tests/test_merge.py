@@ -9,11 +9,9 @@ import fastdump
 from fastdump.cli import main
 from fastdump.formats import get_format
 
+from . import helpers
 from .conftest import pydicom_file, regular_files
-
-
-def jsonl(path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+from .helpers import read_jsonl
 
 
 def by_path(records: list[dict]) -> dict[str, dict]:
@@ -25,26 +23,26 @@ def by_path(records: list[dict]) -> dict[str, dict]:
 def records(out, fmt: str) -> dict[str, dict]:
     """What an output holds, per file, in a form that does not depend on part names."""
     files = get_format(fmt).files
-    errors = by_path(jsonl(out / files.errors))
+    errors = by_path(read_jsonl(out / files.errors, missing_ok=True))
     if fmt == "jsonl":
-        ok = by_path(jsonl(out / "dump.jsonl"))
+        ok = by_path(read_jsonl(out / "dump.jsonl"))
     elif fmt == "tags":
         ok = {p: {**e, "tags": (out / e["tags_file"]).read_text()}
-              for p, e in by_path(jsonl(out / "index.jsonl")).items()}
+              for p, e in by_path(read_jsonl(out / "index.jsonl")).items()}
     else:
         import duckdb
 
         result = duckdb.sql(f"select * from read_parquet('{out}/*.parquet')")
         names = result.columns
         ok = by_path([dict(zip(names, row, strict=True)) for row in result.fetchall()])
-        assert set(ok) == {e["path"] for e in jsonl(out / "_index.jsonl")}
+        assert set(ok) == {e["path"] for e in read_jsonl(out / "_index.jsonl")}
     assert not set(ok) & set(errors)
     return {**ok, **{p: {"error": e} for p, e in errors.items()}}
 
 
 def accounted(out, fmt: str) -> set[str]:
     f = get_format(fmt)
-    paths = [r["path"] for name in (f.ledger_name, f.files.errors) for r in jsonl(out / name)]
+    paths = helpers.accounted(out, (f.ledger_name, f.files.errors))
     assert len(paths) == len(set(paths))
     return set(paths)
 
@@ -149,23 +147,3 @@ def test_missing_shards_are_reported(archive, tmp_path, capsys):
     assert "shards 2/3 are not in this merge" in capsys.readouterr().err
     summary = orjson.loads((tmp_path / "m" / "summary.json").read_bytes())
     assert summary["extra"]["missing_shards"] == ["2/3"]
-
-
-@pytest.mark.parametrize("shard", ["0/3", "4/3", "a/3", "3", "1/0"])
-def test_bad_shards_are_refused(tmp_path, shard, capsys):
-    code = main(["dump", pydicom_file("CT_small.dcm"), "-o", str(tmp_path / "o"), "--shard",
-                 shard, "--no-progress"])
-    assert code == 2
-    assert capsys.readouterr().err.startswith("fastdump: error: --shard")
-    assert not (tmp_path / "o").exists()
-
-
-def test_a_shard_resumes_only_as_the_same_shard(archive, tmp_path):
-    out = tmp_path / "s2"
-    first = fastdump.dump([archive], out, shard=(2, 3), jobs=1, progress=False)
-    again = fastdump.dump([archive], out, shard="2/3", jobs=1, progress=False, resume=True)
-    assert (again.unchanged, again.ok, again.gone) == (first.files, 0, 0)
-    for other in ("1/3", None):
-        with pytest.raises(fastdump.OptionError, match="resume it with --shard 2/3"):
-            fastdump.dump([archive], out, shard=other, jobs=1, progress=False, resume=True)
-    assert len(accounted(out, "jsonl")) == first.files  # nothing dropped by the refusals

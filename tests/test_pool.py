@@ -6,8 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-import orjson
 import pytest
 
 import fastdump
@@ -15,6 +15,7 @@ import fastdump.pool
 
 from . import poison
 from .conftest import pydicom_file
+from .helpers import read_jsonl
 
 
 @pytest.fixture
@@ -23,14 +24,15 @@ def archive_with_poison(tmp_path):
     root.mkdir()
     for i in range(40):
         shutil.copy(pydicom_file("CT_small.dcm"), root / f"im{i:03}.dcm")
-    shutil.copy(pydicom_file("MR_small.dcm"), root / "im020-POISON.dcm")
+    bad = root / "im020-poison.dcm"
+    bad.write_bytes(poison.poisoned(Path(pydicom_file("MR_small.dcm")).read_bytes()))
+    # a valid DICOM file, that fastdump itself dumps: only the stand-ins make it poison
+    assert poison.is_poison(str(bad)) and fastdump.read_tags(bad)["00080060"]["Value"] == ["MR"]
     return root
 
 
 def outcome_lines(out):
-    ok = [orjson.loads(x) for x in (out / "dump.jsonl").read_bytes().splitlines()]
-    bad = [orjson.loads(x) for x in (out / "errors.jsonl").read_bytes().splitlines()]
-    return ok, bad
+    return read_jsonl(out / "dump.jsonl"), read_jsonl(out / "errors.jsonl")
 
 
 def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp_path,
@@ -40,7 +42,7 @@ def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp
     summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=2, batch_size=8,
                             progress=False)
     ok, bad = outcome_lines(tmp_path / "out")
-    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-POISON.dcm")]
+    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-poison.dcm")]
     assert bad[0]["error"].startswith("WorkerDied: the worker reading this file died")
     assert len(ok) == 40 and len({r["path"] for r in ok}) == 40
     assert (summary.ok, summary.errors) == (40, 1)
@@ -53,7 +55,7 @@ def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_
     summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=1, batch_size=4,
                             file_timeout=0.5, progress=False)
     ok, bad = outcome_lines(tmp_path / "out")
-    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-POISON.dcm")]
+    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-poison.dcm")]
     assert bad[0]["error"].startswith("FileTimeout: the worker reading this file hung")
     assert (summary.ok, summary.errors) == (40, 1)
 

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 
-import orjson
 import pytest
 
 import fastdump
-from fastdump.types import Entry, Options
-from fastdump.worker import process_batch
 
 from .badfiles import CASES
 from .conftest import pydicom_file, regular_files
+from .helpers import accounted, read_jsonl
 
 GOOD = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "waveform_ecg.dcm"]
-
-
-def lines(path) -> list[dict]:
-    # json, not orjson: lines of non-UTF-8 file names hold \udcXX escapes orjson refuses
-    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +34,14 @@ def dirty(tmp_path_factory):
 
 def test_every_bad_file_is_one_line(dirty):
     root, out, summary = dirty
-    paths = [r["path"] for name in ("dump.jsonl", "errors.jsonl") for r in lines(out / name)]
-    assert sorted(paths) == sorted(regular_files(root))
+    assert sorted(accounted(out)) == sorted(regular_files(root))
     assert summary.files == len(GOOD) + len(CASES)
 
 
 @pytest.mark.parametrize("name", [n for n, (_, kind) in CASES.items() if kind == "error"])
 def test_unreadable_files_are_error_records_with_reasons(dirty, name):
     root, out, _ = dirty
-    errors = {r["path"]: r["error"] for r in lines(out / "errors.jsonl")}
+    errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
     reason = errors[str(root / "bad" / name)]
     kind, _, text = reason.partition(": ")
     assert kind.isidentifier() and len(text) > 10, reason
@@ -59,48 +50,27 @@ def test_unreadable_files_are_error_records_with_reasons(dirty, name):
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("cut-in-", "length-"))])
 def test_truncated_files_are_reported_not_shrunk(dirty, name):
     root, out, _ = dirty
-    errors = {r["path"]: r for r in lines(out / "errors.jsonl")}
+    errors = {r["path"]: r for r in read_jsonl(out / "errors.jsonl")}
     record = errors[str(root / "bad" / name)]
     assert record["error"].startswith(("TruncatedError: ", "NotDicomError: ")), record["error"]
 
 
 def test_good_files_are_dumped_as_if_alone(dirty, tmp_path):
     root, out, _ = dirty
-    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    records = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
     for name in GOOD:
         assert records[str(root / name)]["dataset"] == fastdump.read_tags(root / name)
 
 
 def test_invalid_text_keeps_its_bytes(dirty):
     root, out, _ = dirty
-    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    records = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
     record = records[str(root / "bad" / "invalid-utf8.dcm")]
     # b"Bad\xff\xfe " is not UTF-8: kept as raw bytes, not decoded with U+FFFD
     assert record["dataset"]["00100010"] == {"vr": "UN", "InlineBinary": "QmFk//4g"}
     assert record["warnings"][0]["error"].startswith("CharsetError")
     unknown = records[str(root / "bad" / "unknown-charset.dcm")]
     assert unknown["warnings"][0]["error"].startswith("UnknownCharset: 'ISO_IR 999'")
-
-
-def test_file_deleted_or_changed_after_the_walk(tmp_path):
-    gone, changed = tmp_path / "gone.dcm", tmp_path / "changed.dcm"
-    shutil.copy(pydicom_file("CT_small.dcm"), gone)
-    shutil.copy(pydicom_file("CT_small.dcm"), changed)
-    entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in (gone, changed)]
-    gone.unlink()
-    shutil.copy(pydicom_file("MR_small.dcm"), changed)
-    lost, updated = process_batch(entries, Options())
-    assert "deleted or moved after the walk" in orjson.loads(lost.error_line)["error"]
-    record = orjson.loads(updated.payload)
-    assert (record["size"], record["mtime"]) == (changed.stat().st_size, changed.stat().st_mtime)
-    assert record["dataset"]["00080060"]["Value"] == ["MR"]
-
-
-def test_per_file_timeout_becomes_an_error_record(tmp_path):
-    shutil.copy(pydicom_file("rtplan.dcm"), tmp_path / "slow.dcm")
-    (outcome,) = process_batch([Entry(str(tmp_path / "slow.dcm"), 1, 1.0)],
-                               Options(file_timeout=1e-6))
-    assert orjson.loads(outcome.error_line)["error"].startswith("FileTimeout: reading took longer")
 
 
 def test_symlink_loops_and_non_utf8_names(tmp_path):
@@ -114,7 +84,7 @@ def test_symlink_loops_and_non_utf8_names(tmp_path):
         summary = fastdump.dump([root], out, follow_symlinks=follow, overwrite=True,
                                 progress=False)
         assert (summary.ok, summary.errors) == (1, 0)
-    (record,) = lines(out / "dump.jsonl")
+    (record,) = read_jsonl(out / "dump.jsonl")
     assert os.fsencode(record["path"]) == name  # the recorded path reopens the file
     assert fastdump.read_tags(record["path"]) == record["dataset"]
 
@@ -172,7 +142,7 @@ def test_files_the_user_may_not_read(tmp_path):
                             timeout=120, **options)
     (root / "locked").chmod(0o755)
     assert result.returncode == 0, result.stderr
-    errors = {r["path"]: r["error"] for r in lines(out / "errors.jsonl")}
+    errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
     assert errors[str(root / "secret.dcm")].startswith("PermissionError: Permission denied")
     assert errors[str(root / "locked")].startswith("PermissionError: cannot list directory")
-    assert [r["path"] for r in lines(out / "dump.jsonl")] == [str(root / "open.dcm")]
+    assert [r["path"] for r in read_jsonl(out / "dump.jsonl")] == [str(root / "open.dcm")]

@@ -6,13 +6,13 @@ import json
 import struct
 import subprocess
 import sys
-from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
 import fastdump
 
 from .badfiles import ITEM, ITEM_END, SEQ_END, UNDEFINED, element, implicit_file, text_element
+from .helpers import bulk_bytes, jsonl_lines, run_cli
 
 FRAMES = 10_000
 CONTOURS, POINTS = 400, 12_000  # 400 contours x 12,000 DS values: ~40 MB of contour data
@@ -96,11 +96,7 @@ def test_bulk_any_vr_keeps_contour_points_out(giants):
     path = giants / "rtstruct.dcm"
     dataset = fastdump.read_tags(path, bulk_any_vr=True)
     contour = dataset["30060039"]["Value"][0]["30060040"]["Value"][0]
-    uri = urlparse(contour["30060050"]["BulkDataURI"])
-    query = parse_qs(uri.query)
-    with open(unquote(uri.path), "rb") as fp:
-        fp.seek(int(query["offset"][0]))
-        data = fp.read(int(query["length"][0]))
+    data = bulk_bytes(contour["30060050"]["BulkDataURI"])
     assert data.rstrip(b" ").split(b"\\") == [b"-123.456"] * POINTS
     assert contour["30060046"] == {"vr": "IS", "Value": [POINTS // 3]}  # short values stay
     grown, size = peak_memory(path, bulk_any_vr=True)
@@ -108,9 +104,7 @@ def test_bulk_any_vr_keeps_contour_points_out(giants):
 
 
 def test_bulk_any_vr_from_the_command_line(giants, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "fastdump", "dump", str(giants), "-o",
-                             str(tmp_path / "o"), "--bulk-any-vr", "--no-progress"],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("dump", giants, "-o", tmp_path / "o", "--bulk-any-vr", "--no-progress")
     assert result.returncode == 0, result.stderr
-    lines = (tmp_path / "o" / "dump.jsonl").read_text().splitlines()
+    lines = jsonl_lines(tmp_path / "o" / "dump.jsonl")
     assert len(lines) == 2 and sum(len(line) for line in lines) < 10_000_000

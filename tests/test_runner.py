@@ -10,19 +10,9 @@ import pydicom
 import pytest
 
 import fastdump
-from fastdump.formats.tags import TagsLayout
 
 from .conftest import NOT_DICOM, pydicom_file, regular_files
-
-
-def lines(path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def accounted(out) -> list[str]:
-    """Every path in dump.jsonl and errors.jsonl, duplicates included."""
-    return [r["path"] for name in ("dump.jsonl", "errors.jsonl") if (out / name).exists()
-            for r in lines(out / name)]
+from .helpers import accounted, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def test_every_file_exactly_once(dumped):
 
 def test_non_dicom_files_are_error_records(dumped):
     archive, out, _ = dumped
-    errors = {r["path"]: r for r in lines(out / "errors.jsonl")}
+    errors = {r["path"]: r for r in read_jsonl(out / "errors.jsonl")}
     for name in NOT_DICOM:
         record = errors[str(archive / "junk" / name)]
         assert record["error"].startswith("NotDicomError: not a DICOM file")
@@ -51,7 +41,7 @@ def test_non_dicom_files_are_error_records(dumped):
 
 def test_records_carry_stat_and_dataset(dumped):
     archive, out, _ = dumped
-    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    records = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
     path = str(archive / "study" / "series1" / "IM0001")
     record = records[path]
     st = os.stat(path)
@@ -73,8 +63,8 @@ def test_summary_json(dumped):
 def test_jobs_1_gives_the_same_records(dumped, tmp_path):
     archive, out, _ = dumped
     fastdump.dump([archive], tmp_path / "one", jobs=1, progress=False)
-    by_path = {r["path"]: r for r in lines(out / "dump.jsonl")}
-    again = {r["path"]: r for r in lines(tmp_path / "one" / "dump.jsonl")}
+    by_path = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
+    again = {r["path"]: r for r in read_jsonl(tmp_path / "one" / "dump.jsonl")}
     assert by_path == again
 
 
@@ -90,7 +80,7 @@ def test_files_from(archive, tmp_path):
     listing = [str(archive / "study" / "series1" / "IM0001"), "", str(archive / "missing.dcm")]
     summary = fastdump.dump([], tmp_path / "o", files_from=listing, progress=False)
     assert (summary.ok, summary.errors) == (1, 1)
-    error = lines(tmp_path / "o" / "errors.jsonl")[0]
+    error = read_jsonl(tmp_path / "o" / "errors.jsonl")[0]
     assert error["path"].endswith("missing.dcm") and "FileNotFoundError" in error["error"]
 
 
@@ -150,52 +140,7 @@ def test_resume_follows_a_growing_archive(archive, tmp_path):
     shutil.copy(pydicom_file("CT_small.dcm"), src / "series1" / "IM0003")  # new
     summary = fastdump.dump([src], out, resume=True, progress=False)
     assert (summary.new, summary.changed, summary.unchanged, summary.gone) == (1, 1, 1, 1)
-    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
+    records = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
     assert set(records) == regular_files(src)
     changed = records[str(src / "series1" / "IM0002")]
     assert changed["dataset"]["00080016"]["Value"] == ["1.2.840.10008.5.1.4.1.1.481.5"]
-
-
-def test_format_tags_mirrors_the_tree(archive, tmp_path):
-    out = tmp_path / "o"
-    summary = fastdump.dump([archive], out, format="tags", progress=False)
-    one = out / "study" / "series1" / "IM0001_tags.txt"
-    two = out / "study" / "series2" / "IM0001_tags.txt"
-    assert one.exists() and two.exists()
-    ct = out / "pydicom" / "CT_small_tags.txt"
-    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
-    assert ct.read_text() == "".join(expected_tag_lines(ds))
-    index = lines(out / "index.jsonl")
-    assert len(index) == summary.ok
-    assert all((out / r["tags_file"]).exists() for r in index)
-    listed = [r["path"] for r in index] + [r["path"] for r in lines(out / "errors.jsonl")]
-    assert sorted(listed) == sorted(regular_files(archive))
-
-
-def test_tags_lists_every_tag_of_iterall_with_nesting(tmp_path):
-    # rtplan.dcm nests sequences three deep; every item of every sequence is listed.
-    path = pydicom_file("rtplan.dcm")
-    fastdump.dump([path], tmp_path / "o", format="tags", progress=False)
-    listed = (tmp_path / "o" / "rtplan_tags.txt").read_text().splitlines()
-    ds = pydicom.dcmread(path)
-    assert [line.strip() for line in listed] == [str(e.tag).replace(", ", ",")
-                                                 for e in ds.iterall()]
-    assert any(line.startswith("    (") for line in listed)  # depth 2 is indented 4
-
-
-def expected_tag_lines(ds: pydicom.Dataset, depth: int = 0):
-    """What iterall() yields, written as the notebook meant: nested tags indented."""
-    for elem in ds:
-        yield "  " * depth + str(elem.tag).replace(", ", ",") + "\n"
-        if elem.VR == "SQ":
-            for item in elem.value:
-                yield from expected_tag_lines(item, depth + 1)
-
-
-def test_tags_layout_never_overwrites(tmp_path):
-    (tmp_path / "a").mkdir()
-    for name in ("X", "X.dcm", "Y.dcm"):
-        (tmp_path / "a" / name).write_bytes(b"")
-    layout = TagsLayout([str(tmp_path)])
-    targets = {layout.relative_target(str(tmp_path / "a" / n)) for n in ("X", "X.dcm", "Y.dcm")}
-    assert targets == {"a/X_tags.txt", "a/X.dcm_tags.txt", "a/Y_tags.txt"}

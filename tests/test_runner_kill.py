@@ -12,12 +12,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 from .conftest import PYDICOM_FILES, regular_files
+from .helpers import cli_command, output_records
 
 ROUNDS = int(os.environ.get("FASTDUMP_KILL_ROUNDS", "3"))
 
@@ -35,19 +35,14 @@ def big_archive(tmp_path_factory):
 
 
 def dump_cmd(root, out, *extra):
-    return [sys.executable, "-m", "fastdump", "dump", str(root), "-o", str(out),
-            "--no-progress", "--jobs", "2", *extra]
+    return cli_command("dump", root, "-o", out, "--no-progress", "--jobs", "2", *extra)
 
 
 def records(out) -> dict[str, list[dict]]:
     """path -> every line about it, from both files (so duplicates show)."""
     found: dict[str, list[dict]] = {}
-    for name in ("dump.jsonl", "errors.jsonl"):
-        path = out / name
-        if path.exists():
-            for line in path.read_bytes().splitlines():
-                rec = json.loads(line)  # every line must be whole, valid JSON
-                found.setdefault(rec["path"], []).append(rec)
+    for rec in output_records(out):  # every line must be whole, valid JSON
+        found.setdefault(rec["path"], []).append(rec)
     return found
 
 

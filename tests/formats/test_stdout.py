@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
 import fastdump
 
 from ..conftest import regular_files
-
-
-def fastdump_exe() -> str:
-    return shutil.which("fastdump") or os.path.join(os.path.dirname(sys.executable), "fastdump")
+from ..helpers import cli_command, output_lines, parse_line, run_cli
 
 
 def test_records_and_errors_go_to_stdout(archive, tmp_path):
-    result = subprocess.run([fastdump_exe(), "dump", str(archive), "-o", "-", "-j", "2"],
-                            capture_output=True, cwd=tmp_path, timeout=300)
+    result = run_cli("dump", archive, "-o", "-", "-j", "2", text=False, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [parse_line(line) for line in result.stdout.splitlines()]
     assert sorted(r["path"] for r in lines) == sorted(regular_files(archive))
     errors = [r for r in lines if "error" in r]
     assert len(errors) >= 4 and all(set(r) >= {"path", "size", "mtime"} for r in errors)
@@ -32,8 +25,7 @@ def test_records_and_errors_go_to_stdout(archive, tmp_path):
     # the same lines as dump.jsonl + errors.jsonl of a run into an OUTDIR
     out = tmp_path / "out"
     fastdump.dump([archive], out, jobs=2, progress=False)
-    on_disk = (out / "dump.jsonl").read_bytes() + (out / "errors.jsonl").read_bytes()
-    assert sorted(result.stdout.splitlines()) == sorted(on_disk.splitlines())
+    assert sorted(result.stdout.splitlines()) == sorted(output_lines(out))
     # the summary on stderr, nothing on disk
     assert b"dumped" in result.stderr and b"errors" in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["out"]
@@ -45,8 +37,7 @@ def test_records_and_errors_go_to_stdout(archive, tmp_path):
     (["--format", "tags"], "--format tags writes files"),
 ])
 def test_what_stdout_cannot_do_is_refused(archive, tmp_path, args, message):
-    result = subprocess.run([fastdump_exe(), "dump", str(archive), "-o", "-", *args],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = run_cli("dump", archive, "-o", "-", *args, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert message in result.stderr and result.stdout == ""
@@ -54,13 +45,13 @@ def test_what_stdout_cannot_do_is_refused(archive, tmp_path, args, message):
 
 def test_a_reader_that_goes_away_ends_the_run_quietly(archive, tmp_path):
     # fastdump ... -o - | head -3
-    proc = subprocess.Popen([fastdump_exe(), "dump", str(archive), str(archive), "-o", "-",
-                             "-j", "1", "--no-progress"],
+    proc = subprocess.Popen(cli_command("dump", archive, archive, "-o", "-", "-j", "1",
+                                        "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     first = [proc.stdout.readline() for _ in range(3)]
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
-    assert all(json.loads(line)["path"] for line in first)
+    assert all(parse_line(line)["path"] for line in first)
     assert proc.returncode == 128 + signal.SIGPIPE
     assert b"Traceback" not in err and b"Error" not in err, err
 

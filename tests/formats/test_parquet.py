@@ -19,7 +19,8 @@ import fastdump
 from fastdump.cli import main
 from fastdump.formats import parquet
 
-from .conftest import PYDICOM_FILES, pydicom_file, regular_files
+from ..conftest import PYDICOM_FILES, pydicom_file, regular_files
+from ..helpers import read_jsonl
 
 
 def query(out, sql: str) -> list[dict]:
@@ -28,10 +29,6 @@ def query(out, sql: str) -> list[dict]:
     result = con.execute(sql.replace("{parts}", f"read_parquet('{out}/*.parquet')"))
     names = [d[0] for d in result.description]
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-
-
-def jsonl(path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
 def read(path: str) -> pydicom.Dataset:
@@ -82,13 +79,13 @@ def dumped(archive, tmp_path_factory):
 def test_every_file_exactly_once(dumped):
     archive, out, summary = dumped
     rows = query(out, "select path from {parts}")
-    errors = jsonl(out / "_errors.jsonl")
+    errors = read_jsonl(out / "_errors.jsonl", missing_ok=True)
     paths = [r["path"] for r in rows] + [e["path"] for e in errors]
     assert len(paths) == len(set(paths))
     assert set(paths) == regular_files(archive)
     assert summary.ok == len(rows) and summary.errors == len(errors) > 0
     # The ledger lists exactly the rows, each in the part that holds it.
-    listed = {(e["path"], e["part"]) for e in jsonl(out / "_index.jsonl")}
+    listed = {(e["path"], e["part"]) for e in read_jsonl(out / "_index.jsonl")}
     held = {(r["path"], os.path.basename(r["filename"]))
             for r in query(out, "select path, filename from "
                                 f"read_parquet('{out}/*.parquet', filename=true)")}
@@ -250,10 +247,10 @@ def everything(out) -> dict[str, dict]:
 
 def check_accounting(out, archive) -> dict[str, dict]:
     rows = everything(out)
-    errors = [e["path"] for e in jsonl(out / "_errors.jsonl")]
+    errors = [e["path"] for e in read_jsonl(out / "_errors.jsonl", missing_ok=True)]
     assert len(errors) == len(set(errors)) and not set(errors) & set(rows)
     assert set(rows) | set(errors) == regular_files(archive)
-    assert sorted(e["path"] for e in jsonl(out / "_index.jsonl")) == sorted(rows)
+    assert sorted(e["path"] for e in read_jsonl(out / "_index.jsonl")) == sorted(rows)
     assert not list(out.glob(".*"))
     return rows
 
@@ -270,7 +267,7 @@ def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
     before = dump_in_small_parts(small_archive, out, monkeypatch)
     parts = sorted(out.glob("part-*.parquet"))
     assert len(parts) >= 4
-    index = jsonl(out / "_index.jsonl")
+    index = read_jsonl(out / "_index.jsonl")
     # What a kill at different moments leaves behind:
     parts[0].unlink()  # a part lost (disk trouble, a hand)
     parts[1].write_bytes(parts[1].read_bytes()[:300])  # a part cut short

@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -25,18 +23,14 @@ distributed = pytest.importorskip("distributed")
 import fastdump  # noqa: E402
 
 from .conftest import pydicom_file, regular_files  # noqa: E402
-from .dask_hooks import POISON, ReadHooks  # noqa: E402
+from .dask_hooks import ReadHooks  # noqa: E402
+from .helpers import free_port, jsonl_lines, output_lines, parse_line, run_cli  # noqa: E402
+from .poison import POISON, is_poison  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DASK = str(Path(sys.executable).parent / "dask")
 WORKERS = 2
 STARTUP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -107,26 +101,17 @@ def hooks(cluster):
     client.wait_for_workers(WORKERS, timeout=STARTUP_TIMEOUT)
 
 
-def lines(path: Path) -> list[bytes]:
-    return path.read_bytes().splitlines() if path.exists() else []
-
-
-def records(out: Path) -> list[bytes]:
-    """Every line of dump.jsonl and errors.jsonl (duplicates kept)."""
-    return lines(out / "dump.jsonl") + lines(out / "errors.jsonl")
-
-
 @pytest.fixture(scope="module")
 def local_run(archive, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "out"
     fastdump.dump([archive], out, jobs=2, progress=False)
-    return records(out)
+    return output_lines(out)
 
 
 def test_cluster_run_equals_local_run(cluster, archive, local_run, tmp_path):
     address, _ = cluster
     summary = fastdump.dump([archive], tmp_path / "out", scheduler=address, progress=False)
-    got = records(tmp_path / "out")
+    got = output_lines(tmp_path / "out")
     assert len(got) == len(set(got)) == len(regular_files(archive))
     assert set(got) == set(local_run)
     assert summary.jobs == WORKERS  # one thread per worker
@@ -150,10 +135,11 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(
 
     thread = threading.Thread(target=run)
     thread.start()
-    wait_until(lambda: len(lines(out / "dump.jsonl")) >= 8, 60, "the first batch")
+    wait_until(lambda: len(jsonl_lines(out / "dump.jsonl", missing_ok=True)) >= 8, 60,
+               "the first batch")
     pids = client.run(os.getpid)
     victim = sorted(pids.values())[0]
-    written_at_kill = len(records(out))
+    written_at_kill = len(output_lines(out))
     os.kill(victim, signal.SIGKILL)
     thread.join(timeout=120)
     assert not thread.is_alive(), "the run did not finish after a worker was killed"
@@ -161,7 +147,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(
 
     assert written_at_kill < len(local_run)  # the kill really was mid-run
     assert victim not in client.run(os.getpid).values()  # that process is gone
-    got = records(out)
+    got = output_lines(out)
     assert len(got) == len(set(got))  # nothing dumped twice
     assert set(got) == set(local_run)  # nothing lost or altered
 
@@ -175,32 +161,30 @@ def test_file_that_kills_its_worker_is_an_error_record(cluster, hooks, tmp_path)
     for name in names:
         shutil.copy(pydicom_file(name), folder / name)
     (folder / "poison.dcm").write_bytes(POISON + b"\0" * 300)
+    assert is_poison(str(folder / "poison.dcm"))
     local = tmp_path / "local"
     fastdump.dump([folder], local, jobs=1, progress=False)  # no hook here: a plain bad file
     out = tmp_path / "out"
 
     summary = fastdump.dump([folder], out, scheduler=address, progress=False, batch_size=3)
 
-    dumped = {orjson.loads(line)["path"]: line for line in lines(out / "dump.jsonl")}
-    errors = {r["path"]: r for r in map(orjson.loads, lines(out / "errors.jsonl"))}
+    dumped = {parse_line(line)["path"]: line for line in jsonl_lines(out / "dump.jsonl")}
+    errors = {r["path"]: r for r in map(parse_line, jsonl_lines(out / "errors.jsonl"))}
     poison = str(folder / "poison.dcm")
     assert set(errors) == {poison}
     assert errors[poison]["error"].startswith("WorkerDied: ")
     assert errors[poison]["size"] == len(POISON) + 300
     assert set(dumped) == {str(folder / name) for name in names}
-    assert set(dumped.values()) == set(lines(local / "dump.jsonl"))
+    assert set(dumped.values()) == set(jsonl_lines(local / "dump.jsonl"))
     assert (summary.ok, summary.errors) == (len(names), 1)
 
 
 def test_local_cluster_from_the_command_line(archive, local_run, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastdump", "dump", str(archive), "-o", str(out),
-         "--scheduler", "local", "--jobs", "2", "--no-progress"],
-        capture_output=True, text=True, timeout=300,
-    )
+    proc = run_cli("dump", archive, "-o", out, "--scheduler", "local", "--jobs", "2",
+                   "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    got = records(out)
+    got = output_lines(out)
     assert len(got) == len(set(got))
     assert set(got) == set(local_run)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -23,6 +22,7 @@ import fastdump  # noqa: E402
 from fastdump.walk import Entry, walk  # noqa: E402
 
 from .conftest import NOT_DICOM, pydicom_file  # noqa: E402
+from .helpers import output_records, read_jsonl, run_cli  # noqa: E402
 from .s3_support import CountingProxy, start_moto, write_large_dicom  # noqa: E402
 
 BUCKET, PREFIX = "archive", "pacs"
@@ -73,29 +73,23 @@ def listed(direct, name: str) -> dict:
                 if i["name"] == f"{BUCKET}/{PREFIX}/{name}")
 
 
-def run_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "fastdump", "dump", *args, "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=300)
+def dump_ok(env: dict, *args: str) -> subprocess.CompletedProcess:
+    proc = run_cli("dump", *args, "--no-progress", env=env)
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def lines(path: Path) -> list[dict]:
-    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
 
 def normalized(out: Path, roots: list[str]) -> dict[str, dict]:
     """Records by path, with each root cut to ROOT/ in every path and URI, mtime dropped."""
     found: dict[str, dict] = {}
-    for name in ("dump.jsonl", "errors.jsonl"):
-        for rec in lines(out / name):
-            text = orjson.dumps(rec).decode()
-            for root in roots:
-                text = text.replace(root, "ROOT/")
-            rec = orjson.loads(text)
-            rec.pop("mtime")
-            assert rec["path"] not in found, f"{rec['path']} accounted for twice"
-            found[rec["path"]] = rec
+    for rec in output_records(out):
+        text = orjson.dumps(rec).decode()
+        for root in roots:
+            text = text.replace(root, "ROOT/")
+        rec = orjson.loads(text)
+        rec.pop("mtime")
+        assert rec["path"] not in found, f"{rec['path']} accounted for twice"
+        found[rec["path"]] = rec
     return found
 
 
@@ -104,7 +98,7 @@ def s3_run(s3, tmp_path_factory):
     local, proxy, env, direct = s3
     out = tmp_path_factory.mktemp("s3out") / "out"
     proxy.reset()
-    run_cli(env, URL, "-o", str(out), "--jobs", "2")
+    dump_ok(env, URL, "-o", str(out), "--jobs", "2")
     return out, list(proxy.requests)
 
 
@@ -121,7 +115,7 @@ def test_records_equal_a_local_dump_of_the_same_files(s3, s3_run, tmp_path):
 
 def test_large_object_header_is_complete(s3_run):
     out, _ = s3_run
-    rec = next(r for r in lines(out / "dump.jsonl") if r["path"] == URL + LARGE)
+    rec = next(r for r in read_jsonl(out / "dump.jsonl") if r["path"] == URL + LARGE)
     ds = rec["dataset"]
     # The UT value is longer than one block and than the deferral size: read
     # from the still-open object, after pydicom skipped it.
@@ -142,7 +136,7 @@ def requests_for(requests: list, name: str, method: str) -> list:
 @pytest.mark.parametrize("name", [LARGE, PLAIN])
 def test_large_object_costs_kilobytes_not_megabytes(s3_run, name):
     out, requests = s3_run
-    size = next(r["size"] for r in lines(out / "dump.jsonl") if r["path"] == URL + name)
+    size = next(r["size"] for r in read_jsonl(out / "dump.jsonl") if r["path"] == URL + name)
     gets = requests_for(requests, name, "GET")
     fetched = sum(r.received for r in gets)  # bytes on the wire: HTTP headers and body
     print(f"\n{name}: {size} bytes, {len(gets)} GET, {fetched} bytes fetched "
@@ -166,18 +160,18 @@ def test_resume_reads_only_changed_objects(s3, s3_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(s3_run[0], out)
     proxy.reset()
-    run_cli(env, URL, "-o", str(out), "--resume")
+    dump_ok(env, URL, "-o", str(out), "--resume")
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert (summary["unchanged"], summary["new"], summary["changed"]) == (len(OBJECTS), 0, 0)
     assert not [r for r in proxy.requests if r.method == "GET" and "list-type" not in r.target]
 
     direct.pipe(f"{BUCKET}/{PREFIX}/CT_small.dcm", Path(pydicom_file("MR_small.dcm")).read_bytes())
     direct.pipe(f"{BUCKET}/{PREFIX}/new.dcm", Path(pydicom_file("CT_small.dcm")).read_bytes())
-    run_cli(env, URL, "-o", str(out), "--resume")
+    dump_ok(env, URL, "-o", str(out), "--resume")
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert (summary["unchanged"], summary["new"], summary["changed"]) == (len(OBJECTS) - 1, 1, 1)
-    records = {r["path"]: r for r in lines(out / "dump.jsonl")}
-    assert len(lines(out / "dump.jsonl")) == len(records) == len(OBJECTS)  # notes.dcm: error
+    records = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
+    assert len(read_jsonl(out / "dump.jsonl")) == len(records) == len(OBJECTS)  # notes.dcm: error
     changed = records[URL + "CT_small.dcm"]
     assert changed["dataset"]["00080060"]["Value"] == ["MR"]
     assert changed["mtime"] == listed(direct, "CT_small.dcm")["LastModified"].timestamp()
@@ -197,11 +191,8 @@ def test_walk_streams_objects_with_listing_stat(s3, monkeypatch):
 
 def test_missing_prefix_is_one_line_exit_2(s3, tmp_path):
     _, _, env, _ = s3
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastdump", "dump", f"s3://{BUCKET}/no-such-prefix/", "-o",
-         str(tmp_path / "out"), "--no-progress"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli("dump", f"s3://{BUCKET}/no-such-prefix/", "-o", tmp_path / "out",
+                   "--no-progress", env=env, timeout=120)
     assert proc.returncode == 2
     missing = f"s3://{BUCKET}/no-such-prefix/"
     assert proc.stderr == f"fastdump: error: no such object or prefix: {missing}\n"

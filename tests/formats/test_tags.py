@@ -1,0 +1,63 @@
+"""--format tags: one tag list per file, the input tree mirrored, nothing overwritten."""
+
+from __future__ import annotations
+
+import pydicom
+
+import fastdump
+from fastdump.formats.tags import TagsLayout
+
+from ..conftest import pydicom_file, regular_files
+from ..helpers import read_jsonl, run_cli
+
+
+def test_format_tags_mirrors_the_tree(archive, tmp_path):
+    out = tmp_path / "o"
+    summary = fastdump.dump([archive], out, format="tags", progress=False)
+    one = out / "study" / "series1" / "IM0001_tags.txt"
+    two = out / "study" / "series2" / "IM0001_tags.txt"
+    assert one.exists() and two.exists()
+    ct = out / "pydicom" / "CT_small_tags.txt"
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    assert ct.read_text() == "".join(expected_tag_read_jsonl(ds))
+    index = read_jsonl(out / "index.jsonl")
+    assert len(index) == summary.ok
+    assert all((out / r["tags_file"]).exists() for r in index)
+    listed = [r["path"] for r in index] + [r["path"] for r in read_jsonl(out / "errors.jsonl")]
+    assert sorted(listed) == sorted(regular_files(archive))
+
+
+def test_tags_lists_every_tag_of_iterall_with_nesting(tmp_path):
+    # rtplan.dcm nests sequences three deep; every item of every sequence is listed.
+    path = pydicom_file("rtplan.dcm")
+    fastdump.dump([path], tmp_path / "o", format="tags", progress=False)
+    listed = (tmp_path / "o" / "rtplan_tags.txt").read_text().splitlines()
+    ds = pydicom.dcmread(path)
+    assert [line.strip() for line in listed] == [str(e.tag).replace(", ", ",")
+                                                 for e in ds.iterall()]
+    assert any(line.startswith("    (") for line in listed)  # depth 2 is indented 4
+
+
+def expected_tag_read_jsonl(ds: pydicom.Dataset, depth: int = 0):
+    """What iterall() yields, written as the notebook meant: nested tags indented."""
+    for elem in ds:
+        yield "  " * depth + str(elem.tag).replace(", ", ",") + "\n"
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from expected_tag_read_jsonl(item, depth + 1)
+
+
+def test_tags_layout_never_overwrites(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("X", "X.dcm", "Y.dcm"):
+        (tmp_path / "a" / name).write_bytes(b"")
+    layout = TagsLayout([str(tmp_path)])
+    targets = {layout.relative_target(str(tmp_path / "a" / n)) for n in ("X", "X.dcm", "Y.dcm")}
+    assert targets == {"a/X_tags.txt", "a/X.dcm_tags.txt", "a/Y_tags.txt"}
+
+
+def test_format_tags_from_the_command_line(tmp_path):
+    result = run_cli("dump", pydicom_file("CT_small.dcm"), "-o", tmp_path / "o",
+                     "--format", "tags")
+    assert result.returncode == 0
+    assert (tmp_path / "o" / "CT_small_tags.txt").read_text().startswith("(0008,0005)\n")

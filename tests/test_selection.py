@@ -1,0 +1,40 @@
+"""--tags: which tags a selection names, and the one-line refusal of what it cannot use.
+
+That a selection reads the same elements as the full dump, on both read paths,
+is tested file by file in test_fastread.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fastdump.cli import main
+from fastdump.errors import OptionError
+from fastdump.selection import parse_tags
+
+
+def test_parse_tags_accepts_keywords_and_hex():
+    assert parse_tags("PatientID, 0020000D,00080060") == {0x00100020, 0x0020000D, 0x00080060}
+    assert parse_tags(["Modality", 0x00100010]) == {0x00080060, 0x00100010}
+    assert parse_tags(None) is None
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("PatientsName", "did you mean PatientName"),
+    ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
+    ("00020010", "meta group is always written"),
+    (",", "at least one tag"),
+])
+def test_parse_tags_rejects_what_it_cannot_use(spec, message):
+    with pytest.raises(OptionError, match=message):
+        parse_tags(spec)
+
+
+def test_cli_unknown_tag_is_one_line_and_exit_2(capsys, archive, tmp_path):
+    code = main(["dump", str(archive / "pydicom"), "-o", str(tmp_path / "o"), "--no-progress",
+                 "--tags", "PatientID,Modalty"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown DICOM keyword 'Modalty'" in err and "Modality" in err
+    assert len(err.strip().splitlines()) == 1
+
