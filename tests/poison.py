@@ -17,15 +17,7 @@ import os
 import signal
 import time
 
-import pydicom  # noqa: F401 - see below
-
 from fastdump.worker import process_batch
-
-# A worker unpickling the stand-ins imports pydicom here, before any file's alarm
-# is armed: with test_pool's file_timeout of 0.5 s, a fresh worker would otherwise
-# pay for importing pydicom (lazily, on its first file) under that file's alarm,
-# and an alarm during that import breaks the worker for good (the fastdump bug
-# test_worker.py's xfail test pins). test_pool is about hung and dying workers.
 
 POISON = b"FASTDUMP-TEST-POISON: kills the worker that reads it\n"
 
