@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import orjson
-import pytest
 
 from fastdump.types import Entry, Options
 from fastdump.worker import process_batch
