@@ -17,6 +17,7 @@ from .errors import (  # noqa: E402
     NotDicomError,
     OptionError,
     OutputDirError,
+    OutputWriteError,
     SchedulerError,
     TruncatedError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "NotDicomError",
     "OptionError",
     "OutputDirError",
+    "OutputWriteError",
     "SchedulerError",
     "Summary",
     "TruncatedError",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, stopping
 from .errors import FastdumpError
 from .pool import shutdown_local_pool
 from .runner import FORMATS, Summary, dump
@@ -105,7 +106,9 @@ def _run_dump(args: argparse.Namespace) -> int:
         columns=args.columns, shard=args.shard, tags=args.tags, bulk_any_vr=args.bulk_any_vr,
     )
     _report(summary)
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:  # stopped by a signal: 128 + its number, as a shell reports it
+        return stopping.exit_code(getattr(signal, summary.signal or "SIGINT"))
+    return 0
 
 
 def _report(s: Summary) -> None:
@@ -121,7 +124,8 @@ def _report(s: Summary) -> None:
         print(f"fastdump: see {s.out_dir}/errors.jsonl for the files that could not be read",
               file=sys.stderr)
     if s.interrupted:
-        print("fastdump: interrupted; run the same command with --resume to finish",
+        by = f" by {s.signal}" if s.signal else ""
+        print(f"fastdump: interrupted{by}; run the same command with --resume to finish",
               file=sys.stderr)
 
 
@@ -196,9 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except FastdumpError as exc:
+    except FastdumpError as exc:  # one line; OUTDIR write errors have their own exit code
         print(f"fastdump: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # stopped outside a dump's own handling (merge, bench)
+        print("fastdump: interrupted", file=sys.stderr)
+        return stopping.exit_code(stopping.signal_number(exc))
 
 
 def run() -> None:
@@ -207,14 +214,20 @@ def run() -> None:
     Workers left idle would hold the caller's pipes open for a minute. And
     should joining the pool's threads ever hang (a worker that died in the
     middle of an answer), a timer ends the process: a CLI that is done exits.
+    SIGTERM and SIGHUP stop it as Ctrl-C does, until the workers are stopped.
     """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
-    timer.daemon = True
-    timer.start()
-    shutdown_local_pool()
+    with stopping.stop_signals():
+        code = main()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
+        timer.daemon = True
+        timer.start()
+        try:
+            with stopping.deferred():
+                shutdown_local_pool()
+        except KeyboardInterrupt as exc:  # came while the workers were stopped
+            code = stopping.exit_code(stopping.signal_number(exc))
     sys.exit(code)
 
 

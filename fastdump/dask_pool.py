@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__
+from . import __version__, stopping
 from .errors import OptionError, SchedulerError
 
 # A task is given up (KilledWorker) after its worker died this many times + 1.
@@ -51,6 +51,7 @@ class DaskPool:
         self._cluster = _local_cluster(jobs) if scheduler == "local" else None
         address = self._cluster if self._cluster is not None else scheduler
         try:
+            stopping.raise_pending()
             self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT,
                                              set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -58,6 +59,9 @@ class DaskPool:
             raise SchedulerError(
                 f"cannot reach the Dask scheduler at {scheduler}: {exc}"
             ) from None
+        except BaseException:
+            self._close_cluster()
+            raise
         try:
             self.jobs = self._wait_for_workers()
             _check_versions(self.client)
@@ -72,8 +76,11 @@ class DaskPool:
         self.close()
 
     def close(self) -> None:
-        self.client.close()
-        self._close_cluster()
+        # Held back: a stop signal in the middle would leave the cluster's processes
+        # running; the run's teardown takes it up.
+        with stopping.deferred(raise_pending=False, children=False):
+            self.client.close()
+            self._close_cluster()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         future = self.client.submit(fn, *args, pure=False)
@@ -145,12 +152,23 @@ class DaskPool:
 def _local_cluster(jobs: int) -> Any:
     """A LocalCluster of ``jobs`` single-threaded worker processes (with nannies,
     which restart a worker that dies)."""
+    from multiprocessing import resource_tracker
+
     import dask
     from distributed import LocalCluster
 
+    # Held back: a stop signal must not lose the cluster half-started; and its
+    # processes start with the stop signals blocked (fastdump.stopping), stopped by
+    # us, not by a signal to the process group. multiprocessing's resource tracker
+    # is started first, on its own: Python's launcher (3.11's at least) ends by
+    # *unblocking* SIGINT and SIGTERM in the thread that starts it, which would be
+    # a Dask thread that then starts the workers.
+    with stopping.deferred(raise_pending=False):
+        resource_tracker.ensure_running()
     # One thread per process: reading is pure Python holding the GIL, so more
     # threads per worker would not read faster.
-    with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+    with stopping.deferred(raise_pending=False), dask.config.set(
+            {"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
         return LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                             dashboard_address=None, silence_logs=logging.ERROR)
 

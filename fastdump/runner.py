@@ -22,9 +22,10 @@ import orjson
 import pydicom
 from tqdm import tqdm
 
-from . import __version__, ledger
+from . import __version__, ledger, stopping
 from .batching import BatchSizer, batches
-from .errors import InputNotFoundError, OptionError, OutputDirError
+from .errors import InputNotFoundError, OptionError, OutputDirError, OutputWriteError
+from .outdir import writing
 from .parquet import check_columns
 from .pool import LocalPool, run
 from .record import Options
@@ -57,6 +58,8 @@ class Summary:
     mb_per_s: float = 0.0
     jobs: int = 1
     interrupted: bool = False
+    signal: str | None = None  # the signal that stopped the run ("SIGTERM"), if one did
+    error: str | None = None  # why OUTDIR could not be written, if it could not
     shard: str | None = None  # "I/N" for a --shard run
     fastdump_version: str = __version__
     pydicom_version: str = pydicom.__version__
@@ -113,22 +116,29 @@ def dump(
     writer_cls = WRITERS[format]
     opts = Options(bulk_threshold=bulk_threshold, file_timeout=file_timeout, format=format,
                    columns=columns, tags=selected, bulk_any_vr=bulk_any_vr)
-    opts = writer_cls.prepare(out, opts, resume)
+    with writing(out):
+        opts = writer_cls.prepare(out, opts, resume)
     previous = ledger.load(out, writer_cls.ledger_name) if resume else ledger.Ledger()
-    writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
+    with writing(out):
+        writer = writer_cls(out, TagsLayout(paths if files_from is None else []))
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
     job = _Job(summary, previous, writer, progress, resume, shard, scheduler,
                dedupe=len(paths) + (files_from is not None) > 1)
-    try:
-        job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        writer.close()
-        job.finish()
-    if resume and not summary.interrupted:
-        job.settle(writer_cls.ledger_name)
-    _write_summary(out, summary)
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
+    # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
+    with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
+        try:
+            with stopping.interruptible():
+                job.run(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
+        except (KeyboardInterrupt, OutputWriteError) as exc:
+            job.stopped(exc)
+        finally:
+            job.close()
+        if resume and not summary.interrupted:
+            job.settle(writer_cls.ledger_name)
+        job.write_summary()
+    if job.failure is not None:
+        raise job.failure
     return summary
 
 
@@ -149,6 +159,7 @@ class _Job:
         self.bar = tqdm(total=0, unit="file", file=sys.stderr, disable=not progress,
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
+        self.failure: OutputWriteError | None = None  # OUTDIR could not be written
 
     def run(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
             batch_size: int | None):
@@ -186,6 +197,11 @@ class _Job:
             yield item
 
     def _write(self, outcomes) -> None:
+        # A batch is written whole before a stop signal is acted on.
+        with stopping.deferred(), writing(self.writer.out_dir):
+            self._write_batch(outcomes)
+
+    def _write_batch(self, outcomes) -> None:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
@@ -205,6 +221,51 @@ class _Job:
                                  refresh=False)
         self.bar.update(len(outcomes))
 
+    def stopped(self, exc: BaseException) -> None:
+        """The run was stopped: by a signal (Ctrl-C, SIGTERM, SIGHUP), or by OUTDIR."""
+        s = self.summary
+        s.interrupted = True
+        if isinstance(exc, OutputWriteError):
+            self.failure = exc
+            s.error = str(exc)
+        elif s.signal is None:
+            s.signal = stopping.signal_name(stopping.signal_number(exc))
+        stopping.stop_local_workers()  # still reading batches nobody will write
+        self._note_signal()
+
+    def close(self) -> None:
+        """Flush and close the writer (the lines read so far, whole); stop the clock."""
+        try:
+            with writing(self.writer.out_dir):
+                self.writer.close()
+        except OutputWriteError as exc:
+            if self.failure is None:
+                self.stopped(exc)
+        finally:
+            self.finish()
+            self._note_signal()
+
+    def write_summary(self) -> None:
+        """summary.json; after a write error, only if the disk lets us."""
+        for _ in range(2):  # again if a signal came while it was written
+            signal_before = self.summary.signal
+            try:
+                with writing(self.writer.out_dir):
+                    _write_summary(self.writer.out_dir, self.summary)
+            except OutputWriteError:
+                if self.failure is None:
+                    raise
+            self._note_signal()
+            if self.summary.signal == signal_before:
+                return
+
+    def _note_signal(self) -> None:
+        """A stop signal held back meanwhile marks the run as stopped by it."""
+        signum = stopping.take_pending()
+        if signum is not None:
+            self.summary.interrupted = True
+            self.summary.signal = self.summary.signal or stopping.signal_name(signum)
+
     def finish(self) -> None:
         s = self.summary
         self.bar.close()
@@ -218,8 +279,14 @@ class _Job:
         gone = set(self.previous.done) - set(self.current)
         self.summary.gone = len(gone)
         if gone or self.summary.changed or self.previous.duplicates:
-            dropped = ledger.compact(self.writer.out_dir, ledger_name, self.current)
-            self.writer.forget(dropped, self.current)
+            # Interruptible: every file is rewritten under a temporary name and
+            # renamed, and the next --resume compacts again.
+            try:
+                with stopping.interruptible(), writing(self.writer.out_dir):
+                    dropped = ledger.compact(self.writer.out_dir, ledger_name, self.current)
+                    self.writer.forget(dropped, self.current)
+            except (KeyboardInterrupt, OutputWriteError) as exc:
+                self.stopped(exc)
 
 
 def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]:
@@ -313,18 +380,18 @@ def _prepare_out_dir(out: Path, fmt: str, resume: bool, overwrite: bool) -> None
                 f"that format, or use another OUTDIR"
             )
         if overwrite and not resume:
-            shutil.rmtree(out)
+            with writing(out):
+                shutil.rmtree(out)
         elif not resume:
             raise OutputDirError(
                 f"OUTDIR {out} already holds a fastdump run: use --resume to finish or update "
                 "it, or --overwrite to replace it"
             )
-    try:
+    with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(manifest, orjson.dumps({"format": fmt, "fastdump_version": __version__}))
-    except OSError as exc:
-        raise OutputDirError(f"cannot write to OUTDIR {out}: {exc.strerror or exc}") from exc
 
 
 def _write_summary(out: Path, summary: Summary) -> None:
-    atomic_write(out / SUMMARY_FILE, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+    atomic_write(out / SUMMARY_FILE, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2),
+                 parents=False)

@@ -14,8 +14,9 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from .outdir import LineFile, atomic_write
 from .record import dumps_line
 from .walk import Entry
 
@@ -66,23 +67,6 @@ def serializer_for(fmt: str, opts: Any = None) -> Callable[[dict[str, Any]], Any
 # --- writers (parent side) --------------------------------------------------
 
 
-class _AppendFile:
-    """A file opened for appending whole lines; flushed after every batch."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fp: BinaryIO = open(path, "ab")
-
-    def write(self, data: bytes) -> None:
-        self._fp.write(data)
-
-    def flush(self) -> None:
-        self._fp.flush()
-
-    def close(self) -> None:
-        self._fp.close()
-
-
 class Writer:
     """Base: errors go to errors.jsonl; ``write`` is the format's own."""
 
@@ -90,8 +74,9 @@ class Writer:
 
     def __init__(self, out_dir: Path, layout: TagsLayout | None = None) -> None:
         self.out_dir = out_dir
-        self.errors = _AppendFile(out_dir / ERRORS_FILE)
-        self.ledger = _AppendFile(out_dir / self.ledger_name)
+        # whole lines only, even when the disk fills up (see outdir.LineFile)
+        self.errors = LineFile(out_dir / ERRORS_FILE)
+        self.ledger = LineFile(out_dir / self.ledger_name)
 
     def write(self, entry: Entry, payload: Any) -> None:
         raise NotImplementedError
@@ -112,8 +97,10 @@ class Writer:
         self.errors.flush()
 
     def close(self) -> None:
-        self.ledger.close()
-        self.errors.close()
+        try:
+            self.ledger.close()
+        finally:
+            self.errors.close()
 
 
 class JsonlWriter(Writer):
@@ -175,15 +162,6 @@ class TagsLayout:
         if stem != name and os.path.lexists(os.path.join(os.path.dirname(path), stem)):
             stem = name
         return os.path.join(folder, f"{stem}_tags.txt")
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` so that no reader ever sees half of it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fp:
-        fp.write(data)
-    os.replace(tmp, target)
 
 
 # parquet.py builds on Writer, so it comes after it; it imports pyarrow only when used.
