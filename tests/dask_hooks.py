@@ -16,11 +16,15 @@ from distributed import WorkerPlugin
 # as a segfault in a decoder would.
 POISON = b"FASTDUMP-TEST-POISON: kills the worker that reads it\n"
 POISON_EXIT = 77
+# A file starting with these bytes holds the thread reading it forever, in C code
+# (a sleep), where nothing in the worker can interrupt it: a hung NFS read.
+HANG = b"FASTDUMP-TEST-HANG: holds the worker thread forever\n"
 
 
 class ReadHooks(WorkerPlugin):
     """Wrap fastdump.record.read_record in the worker: a delay per file (so a run
-    lasts long enough to kill a worker in the middle), and death on POISON files."""
+    lasts long enough to kill a worker in the middle), death on POISON files, and
+    a hang on HANG files."""
 
     name = "fastdump-test-hooks"
 
@@ -36,8 +40,11 @@ class ReadHooks(WorkerPlugin):
 
         def read_record(path, *args, **kwargs):
             with open(path, "rb") as fp:
-                if fp.read(len(POISON)) == POISON:
-                    os._exit(POISON_EXIT)
+                head = fp.read(max(len(POISON), len(HANG)))
+            if head.startswith(POISON):
+                os._exit(POISON_EXIT)
+            if head.startswith(HANG):
+                time.sleep(3600)
             time.sleep(delay)
             return original(path, *args, **kwargs)
 
