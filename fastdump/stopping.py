@@ -18,8 +18,9 @@ Two more things keep a stop clean:
   that starts worker processes, so workers (and loky's resource tracker, and a
   LocalCluster's processes) start with them blocked: a signal sent to the whole
   process group (Ctrl-C in a terminal, systemd's SIGTERM to the cgroup, a
-  hang-up) reaches only the parent, which stops them with SIGKILL. Without that,
-  workers dying of the signal would make their batches look like crashes.
+  hang-up) reaches only the parent, which stops them itself (loky's workers with
+  SIGKILL, a LocalCluster by closing it). Without that, workers dying of the
+  signal would make their batches look like crashes.
 - :func:`stop_executor`: loky's pool shut down *and* its queue's feeder thread
   joined. That thread drops the pool's last semaphores when it ends; if it ends
   while the interpreter is exiting, their "unregister" never reaches loky's
