@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,9 +103,17 @@ def kill_when(cmd, out, condition) -> bool:
         if hit:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            forget_semaphores(proc.pid)
             return True
         time.sleep(0.002)
     return False
+
+
+def forget_semaphores(pid: int) -> None:
+    """The kill took loky's resource tracker too: unlink the named semaphores it
+    would have (a power cut clears them; a test machine keeps them until reboot)."""
+    for sem in Path("/dev/shm").glob(f"sem.loky-{pid}-*"):
+        sem.unlink(missing_ok=True)
 
 
 def after(seconds: float):
