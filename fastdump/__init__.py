@@ -17,6 +17,7 @@ from .errors import (
     NotDicomError,
     OptionError,
     OutputDirError,
+    OutputWriteError,
     SchedulerError,
     TruncatedError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "NotDicomError",
     "OptionError",
     "OutputDirError",
+    "OutputWriteError",
     "SchedulerError",
     "Summary",
     "TruncatedError",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
+from . import stopping
 from ._version import __version__
 from .errors import FastdumpError
 from .formats import FORMATS
@@ -106,11 +108,13 @@ def _run_dump(args: argparse.Namespace) -> int:
             scheduler=args.scheduler, columns=args.columns, shard=args.shard,
             tags=args.tags, bulk_any_vr=args.bulk_any_vr,
         )
-    if summary.stopped_by == "standard output closed":
+    if summary.signal == "SIGPIPE":  # -o -: the reader went away; as cat would, quietly
         _silence_stdout()
-        return 141  # as a process killed by SIGPIPE: what a pipe's reader expects
+        return stopping.exit_code(signal.SIGPIPE)
     _report(summary)
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:  # stopped by a signal: 128 + its number, as a shell reports it
+        return stopping.exit_code(getattr(signal, summary.signal or "SIGINT"))
+    return 0
 
 
 @contextlib.contextmanager
@@ -149,7 +153,8 @@ def _report(s: Summary) -> None:
         print(f"fastdump: see {s.out_dir}/errors.jsonl for the files that could not be read",
               file=sys.stderr)
     if s.interrupted:
-        print("fastdump: interrupted; run the same command with --resume to finish",
+        by = f" by {s.signal}" if s.signal else ""
+        print(f"fastdump: interrupted{by}; run the same command with --resume to finish",
               file=sys.stderr)
 
 
@@ -228,9 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except FastdumpError as exc:
+    except FastdumpError as exc:  # one line; OUTDIR write errors have their own exit code
         print(f"fastdump: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # stopped outside a dump's own handling (merge, bench)
+        print("fastdump: interrupted", file=sys.stderr)
+        return stopping.exit_code(stopping.signal_number(exc))
 
 
 def run() -> None:
@@ -239,18 +247,24 @@ def run() -> None:
     Workers left idle would hold the caller's pipes open for a minute. And
     should joining the pool's threads ever hang (a worker that died in the
     middle of an answer), a timer ends the process: a CLI that is done exits.
+    SIGTERM and SIGHUP stop it as Ctrl-C does, until the workers are stopped.
     """
-    code = main()
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
-    sys.stderr.flush()
-    timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
-    timer.daemon = True
-    timer.start()
-    if "fastdump.pool" in sys.modules:  # workers were started only if the pool was
-        from .pool import shutdown_local_pool
+    with stopping.stop_signals():
+        code = main()
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
+        sys.stderr.flush()
+        timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
+        timer.daemon = True
+        timer.start()
+        if "fastdump.pool" in sys.modules:  # workers were started only if the pool was
+            from .pool import shutdown_local_pool
 
-        shutdown_local_pool()
+            try:
+                with stopping.deferred():
+                    shutdown_local_pool()
+            except KeyboardInterrupt as exc:  # came while the workers were stopped
+                code = stopping.exit_code(stopping.signal_number(exc))
     sys.exit(code)
 
 

@@ -9,7 +9,9 @@ upgrade that removes one fails a test instead of a run.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -62,6 +64,49 @@ def current_loky_executor() -> Any:
     from joblib.externals.loky import reusable_executor
 
     return reusable_executor._executor
+
+
+def loky_feeder_thread(executor: Any) -> Any:
+    """The thread feeding an executor's call queue (loky does not join it itself)."""
+    return getattr(getattr(executor, "_call_queue", None), "_thread", None)
+
+
+def drop_loky_queued_work(executor: Any) -> None:
+    """Empty the ids of work not yet handed to a worker (see stopping.stop_executor)."""
+    import queue
+
+    work_ids = getattr(executor, "_work_ids", None)
+    with contextlib.suppress(queue.Empty, AttributeError):
+        while True:
+            work_ids.get_nowait()  # type: ignore[union-attr]
+
+
+def loky_worker_pids() -> list[int]:
+    executor = current_loky_executor() if "joblib.externals.loky" in sys.modules else None
+    return list(getattr(executor, "_processes", None) or {})
+
+
+def resource_tracker_pids() -> set[int]:
+    """The pids of loky's and multiprocessing's resource trackers started by this process."""
+    from multiprocessing import resource_tracker as stdlib
+
+    modules: list[Any] = [stdlib]
+    if "joblib.externals.loky" in sys.modules:
+        from joblib.externals.loky.backend import resource_tracker as loky
+
+        modules.append(loky)
+    return {pid for module in modules
+            if (pid := getattr(getattr(module, "_resource_tracker", None), "_pid", None))}
+
+
+def release_semaphores() -> None:
+    """Unlink this process's multiprocessing semaphores, as a normal exit would."""
+    from multiprocessing import util
+
+    registry = util._finalizer_registry  # type: ignore[attr-defined]
+    for finalizer in list(registry.values()):
+        if getattr(finalizer._callback, "__qualname__", "") == "SemLock._cleanup":
+            finalizer()
 
 
 def starts_workers_on_submit(executor: Any) -> bool:

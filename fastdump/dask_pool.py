@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import stopping
 from ._version import __version__
 from .compat import import_optional
 from .errors import SchedulerError
@@ -29,6 +31,7 @@ from .errors import SchedulerError
 LOCAL_ALLOWED_FAILURES = 1
 CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 NO_WORKER_TIMEOUT = 600.0  # seconds without any worker before the run gives up
+RESTART_TIMEOUT = 120.0  # seconds for a nanny to restart a worker stuck on a file
 _POLL = 5.0
 
 
@@ -44,9 +47,11 @@ class DaskPool:
         self.lost: tuple[type[BaseException], ...] = (distributed.KilledWorker,)
         self._changed = threading.Condition()
         self._no_worker_since: float | None = None
+        self._submitted: weakref.WeakSet = weakref.WeakSet()  # this run's tasks (kill)
         self._cluster = _local_cluster(jobs) if scheduler == "local" else None
         address = self._cluster if self._cluster is not None else scheduler
         try:
+            stopping.raise_pending()
             self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT,
                                              set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -54,6 +59,9 @@ class DaskPool:
             raise SchedulerError(
                 f"cannot reach the Dask scheduler at {scheduler}: {exc}"
             ) from None
+        except BaseException:
+            self._close_cluster()
+            raise
         try:
             self.jobs = self._wait_for_workers()
             _check_versions(self.client)
@@ -68,13 +76,24 @@ class DaskPool:
         self.close()
 
     def close(self) -> None:
-        self.client.close()
-        self._close_cluster()
+        # Held back: a stop signal in the middle would leave the cluster's processes
+        # running; the run's teardown takes it up.
+        with stopping.deferred(raise_pending=False, children=False):
+            self.client.close()
+            self._close_cluster()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         future = self.client.submit(fn, *args, pure=False)
         future.add_done_callback(self._wake)
+        self._submitted.add(future)
         return future
+
+    def kill(self) -> None:
+        """A batch outlived its deadline: a file holds a worker thread where nothing
+        can interrupt it. Cancel this run's unfinished tasks and restart the workers
+        running them through their nannies (:func:`fastdump.pool.run` then reads
+        their files one task each, and the one that hangs is reported)."""
+        self._restart_workers_running([f for f in self._submitted if not f.done()])
 
     def _wake(self, future: Any) -> None:
         with self._changed:
@@ -100,15 +119,32 @@ class DaskPool:
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call as a task of its own, so a crash is pinned on it.
 
-        Raises ``TimeoutError`` when it outlives ``timeout`` (the task is
-        cancelled; a thread stuck on a worker cannot be interrupted).
+        Raises ``TimeoutError`` when it outlives ``timeout``: the task is
+        cancelled and its worker restarted, as a thread stuck on a worker can
+        neither be interrupted nor be left holding it.
         """
         future = self.client.submit(fn, *args, pure=False, retries=0)
         try:
             return future.result(timeout=timeout)
         except TimeoutError:
-            future.cancel()
+            self._restart_workers_running([future])
             raise
+
+    def _restart_workers_running(self, futures: list[Any]) -> None:
+        keys = {f.key for f in futures}
+        workers = [w for w, running in self.client.processing().items() if keys & set(running)]
+        # Cancelled first, so the scheduler does not hand them to another worker.
+        self.client.cancel(futures)
+        if not workers:
+            return
+        try:
+            self.client.restart_workers(workers, timeout=RESTART_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+            raise SchedulerError(
+                f"Dask workers {', '.join(workers)} hang on a file and could not be restarted "
+                f"({type(exc).__name__}: {exc}): run them with a nanny (the default of "
+                "dask worker), then run the same command with --resume"
+            ) from None
 
     def _wait_for_workers(self) -> int:
         try:
@@ -141,12 +177,23 @@ class DaskPool:
 def _local_cluster(jobs: int) -> Any:
     """A LocalCluster of ``jobs`` single-threaded worker processes (with nannies,
     which restart a worker that dies)."""
+    from multiprocessing import resource_tracker
+
     import dask
     from distributed import LocalCluster
 
+    # Held back: a stop signal must not lose the cluster half-started; and its
+    # processes start with the stop signals blocked (fastdump.stopping), stopped by
+    # us, not by a signal to the process group. multiprocessing's resource tracker
+    # is started first, on its own: Python's launcher (3.11's at least) ends by
+    # *unblocking* SIGINT and SIGTERM in the thread that starts it, which would be
+    # a Dask thread that then starts the workers.
+    with stopping.deferred(raise_pending=False):
+        resource_tracker.ensure_running()
     # One thread per process: reading is pure Python holding the GIL, so more
     # threads per worker would not read faster.
-    with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+    with stopping.deferred(raise_pending=False), dask.config.set(
+            {"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
         return LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                             dashboard_address=None, silence_logs=logging.ERROR)
 

@@ -15,6 +15,8 @@ from typing import Any
 class FastdumpError(Exception):
     """Base class: the run could not start or continue as asked."""
 
+    exit_code = 2  # of the command, which prints the message as one line
+
 
 class InputNotFoundError(FastdumpError):
     """A PATH given on the command line (or to :func:`fastdump.dump`) does not exist."""
@@ -22,6 +24,25 @@ class InputNotFoundError(FastdumpError):
 
 class OutputDirError(FastdumpError):
     """OUTDIR cannot be used: it is a file, not writable, or holds another run."""
+
+
+class OutputWriteError(OutputDirError):
+    """Writing OUTDIR failed mid-run: disk full, quota, read-only, removed, I/O error.
+
+    What is in OUTDIR is whole lines, and ``--resume`` finishes the run once the
+    cause is fixed. ``errno`` is the system's error number (None if unknown),
+    ``path`` the file that could not be written. The command exits with
+    :attr:`exit_code`, distinct from the 2 of a request that cannot be carried out.
+    """
+
+    exit_code = 74  # EX_IOERR of sysexits.h: an error while doing I/O on some file
+
+    def __init__(self, message: str, *, out_dir: str, errno: int | None = None,
+                 path: str | None = None) -> None:
+        super().__init__(message)
+        self.out_dir = out_dir
+        self.errno = errno
+        self.path = path
 
 
 class OptionError(FastdumpError):

@@ -1,21 +1,36 @@
-"""OUTDIR's shared files and how they are written, whatever the format.
+"""OUTDIR's shared files, and writing them: whole lines or nothing, and one typed
+error when the disk says no.
 
 Beside a format's own output, every OUTDIR holds ``errors.jsonl`` (one line per
 file that could not be read), ``summary.json`` and ``fastdump.json`` (which
 format the directory holds). A format whose readers take every file of the
 directory as data (Parquet) names them with a leading ``_``, which those readers
-skip. Writes are crash-safe: lines are appended whole, other files are written
-to a temporary name and renamed.
+skip (:class:`SideFiles`).
 
-A leaf module: it imports nothing of fastdump.
+A full disk, a quota, a filesystem gone read-only, OUTDIR removed under the
+run or an I/O error all surface as an ``OSError`` somewhere in a writer.
+:func:`writing` turns it into :class:`~fastdump.errors.OutputWriteError`, whose
+message names OUTDIR, the system's reason and the way on; the command prints it
+as one line and exits with its own code.
+
+:class:`LineFile` is the append-only file every ledger and ``errors.jsonl`` is
+written through: a write that fails half-way is cut back to the last whole
+line, so a reader (and ``--resume``) never sees half a line, even on a full disk.
+Other files are written whole under a temporary name and renamed
+(:func:`atomic_write`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno as errnos
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+
+from .errors import OutputWriteError
 
 
 @dataclass(frozen=True)
@@ -49,28 +64,129 @@ def find_manifest(out_dir: Path) -> Path | None:
             return path
     return None
 
+_SPACE = "free space, then run the same command with --resume"
+_ADVICE = {
+    errnos.ENOSPC: _SPACE,
+    errnos.EDQUOT: _SPACE,
+    errnos.EFBIG: _SPACE,
+    errnos.EROFS: "make its filesystem writable again (or copy OUTDIR to one that is), then "
+                  "run the same command with --resume on it",
+    errnos.EACCES: "give this user write permission on OUTDIR, then run the same command "
+                   "with --resume",
+    errnos.EPERM: "give this user write permission on OUTDIR, then run the same command "
+                  "with --resume",
+    errnos.ENOENT: "OUTDIR or a file in it was removed during the run; run the same command "
+                   "with --resume to finish what is left",
+}
+_OTHER = "fix the disk, then run the same command with --resume"
+_ARROW_ERRNO = re.compile(r"errno[ =:]*(\d+)", re.IGNORECASE)  # pyarrow puts it in the text
 
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` so that no reader ever sees half of it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fp:
-        fp.write(data)
-    os.replace(tmp, target)
+
+@contextlib.contextmanager
+def writing(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Any OSError in the block is a failure to write OUTDIR: raise OutputWriteError."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as exc:
+        raise output_error(out_dir, exc) from exc
 
 
-class AppendFile:
-    """A file opened for appending whole lines; flushed after every batch."""
+def output_error(out_dir: str | os.PathLike, exc: OSError) -> OutputWriteError:
+    code = exc.errno
+    if code is None:  # pyarrow's ArrowIOError: the errno is only in the message
+        match = _ARROW_ERRNO.search(str(exc))
+        code = int(match[1]) if match else None
+    reason = os.strerror(code) if code else (exc.strerror or str(exc))
+    path = exc.filename
+    where = ""
+    if path:
+        try:
+            where = f" ({os.path.relpath(path, out_dir)})"
+        except ValueError:  # another drive (Windows)
+            where = f" ({path})"
+    advice = _ADVICE.get(code, _OTHER) if code else _OTHER
+    return OutputWriteError(f"cannot write to OUTDIR {out_dir}: {reason}{where}; {advice}",
+                            out_dir=str(out_dir), errno=code,
+                            path=None if path is None else os.fsdecode(path))
+
+
+class LineFile:
+    """A file to which whole lines are appended, and which only ever holds whole lines.
+
+    Lines are gathered and written with ``os.write`` when 64 KiB are pending and
+    at every :meth:`flush`. A write that fails part-way (ENOSPC after some bytes)
+    is undone by truncating the file back to its last whole line, and what was
+    pending is dropped: those files are simply not accounted for, and ``--resume``
+    reads them again. (Python's buffered files cannot undo a partial write, and
+    would retry the rest of the line later, after the cut.)
+    """
+
+    PENDING_MAX = 1 << 16
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fp: BinaryIO = open(path, "ab")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._size = os.fstat(self._fd).st_size  # whole lines: a resume repaired the tail first
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
-    def write(self, data: bytes) -> None:
-        self._fp.write(data)
+    def write(self, line: bytes) -> None:
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= self.PENDING_MAX:
+            self._write_pending()
 
     def flush(self) -> None:
-        self._fp.flush()
+        self._write_pending()
+        # Writes to a file removed under us (rm -r OUTDIR) succeed and vanish:
+        # stop the run instead of dumping the archive into the void.
+        if os.fstat(self._fd).st_nlink == 0:
+            raise FileNotFoundError(errnos.ENOENT, "removed during the run", str(self.path))
 
     def close(self) -> None:
-        self._fp.close()
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, view[written:])
+        except OSError as exc:
+            if written:  # half a line may be in the file: cut back to the last whole one
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)
+            if exc.filename is None:
+                exc.filename = str(self.path)
+            raise
+        self._size += len(data)
+
+
+def atomic_write(target: Path, data: bytes, *, parents: bool = True) -> None:
+    """Write ``data`` to ``target`` so that no reader ever sees half of it.
+
+    ``parents=False`` for files directly in OUTDIR: a removed OUTDIR must be an
+    error, not silently created again holding only that file. The temporary
+    file is removed when the write fails (a full disk keeps no half copy).
+    """
+    if parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fp:
+            fp.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -14,10 +14,7 @@ seconds, and hands them the batches as soon as they are up.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -25,6 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from . import compat
+from .stopping import deferred, ignore_stop_signals, stop_executor
 from .types import Batch, Entry, Options, Outcome, Problem
 from .worker import failed, process_batch
 
@@ -53,11 +51,15 @@ class LocalPool:
 
     def kill(self) -> None:
         """Kill every worker; the next submit gets a fresh pool."""
-        _executor(self.jobs).shutdown(wait=True, kill_workers=True)
+        stop_executor(_executor(self.jobs))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        # _executor hands back a fresh pool after a worker died.
-        return _submit(_executor(self.jobs), fn, *args)
+        # _executor hands back a fresh pool after a worker died. Deferred: a stop
+        # signal in the middle of loky's bookkeeping shows as a traceback at
+        # shutdown; and the workers this starts must not die of a group's signal.
+        _start_resource_trackers()
+        with deferred():
+            return _executor(self.jobs).submit(fn, *args)
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
@@ -67,15 +69,17 @@ class LocalPool:
         blamed on this file.
         """
         for attempt in (1, 2):
-            executor = _executor(1)
-            future = _submit(executor, fn, *args)
+            _start_resource_trackers()
+            with deferred():
+                executor = _executor(1)
+                future = executor.submit(fn, *args)
             try:
                 return future.result(timeout=timeout)
             except FutureTimeout:
-                executor.shutdown(wait=True, kill_workers=True)
+                stop_executor(executor)
                 raise TimeoutError from None
             except self.lost:
-                executor.shutdown(wait=True, kill_workers=True)
+                stop_executor(executor)
                 if attempt == 2:
                     raise
 
@@ -156,68 +160,33 @@ def shutdown_local_pool() -> None:
         return  # never imported: no worker was ever started
     executor = compat.current_loky_executor()
     if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+        stop_executor(executor)
 
 
-# Ctrl-C in a terminal goes to the whole process group: the parent stops the
-# run cleanly, and workers must not die printing tracebacks meanwhile. So workers
-# ignore SIGINT: from their first instruction when they inherit it at start
-# (_submit), and in any case once started (_ignore_ctrl_c).
+def _start_resource_trackers() -> None:
+    """Start multiprocessing's and loky's resource trackers, in a block of their own.
+
+    Python's launcher of its tracker (3.11's at least) ends by *unblocking*
+    SIGINT and SIGTERM in the thread that starts it: started in the middle of a
+    submit, it would let the workers started after it begin with those signals
+    open, and die of a Ctrl-C sent to the process group while they start.
+    """
+    from multiprocessing import resource_tracker as stdlib
+
+    from joblib.externals.loky.backend import resource_tracker as loky
+
+    with deferred(raise_pending=False):
+        stdlib.ensure_running()
+        loky.ensure_running()
 
 
 def _executor(workers: int) -> Any:
     from joblib.externals.loky import get_reusable_executor
 
-    # the same arguments every time: other ones would make loky start a new pool
-    return get_reusable_executor(max_workers=workers, timeout=60, initializer=_ignore_ctrl_c)
-
-
-def _ignore_ctrl_c() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _submit(executor: Any, fn: Callable[..., Any], *args: Any) -> Future:
-    """``executor.submit``; workers it starts inherit 'ignore SIGINT'.
-
-    Only a submit that starts workers ignores SIGINT meanwhile: a Ctrl-C that
-    comes while the parent ignores it is lost.
-    """
-    if not compat.starts_workers_on_submit(executor):
-        with _ctrl_c_deferred():
-            return executor.submit(fn, *args)
-    with _workers_ignore_ctrl_c():
-        return executor.submit(fn, *args)
-
-
-@contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """A Ctrl-C in here stops the run once the block is done: loky's bookkeeping of
-    a submit cut in half shows as a traceback when the pool shuts down."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # started with Ctrl-C off
-        yield
-        return
-    pressed: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _workers_ignore_ctrl_c() -> Iterator[None]:
-    """Workers started in here inherit 'ignore SIGINT'."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # the same arguments every time: other ones would make loky start a new pool.
+    # Workers ignore the stop signals: the parent stops them (see fastdump.stopping).
+    return get_reusable_executor(max_workers=workers, timeout=60,
+                                 initializer=ignore_stop_signals)
 
 
 def run_batches(

@@ -17,12 +17,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import ledger
+from . import ledger, stopping
 from .batching import BatchSizer, batches
-from .errors import InputNotFoundError, OptionError
+from .errors import InputNotFoundError, OptionError, OutputWriteError
 from .formats import FORMATS, for_output
 from .formats.base import Format, Writer
 from .formats.stdout import StdoutClosed
+from .outdir import writing
 from .pool import StartingPool, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
@@ -84,34 +85,43 @@ def dump(
     fmt.claim(out, resume, overwrite)
     if resume:
         check_resume(out, fmt.read_summary(out), shard)
-    opts = fmt.prepare(out, opts, resume)
+    with writing(out):
+        opts = fmt.prepare(out, opts, resume)
     previous = fmt.load_ledger(out) if resume else ledger.Ledger()
-    writer = fmt.open_writer(out, paths if files_from is None else [])
+    with writing(out):
+        writer = fmt.open_writer(out, paths if files_from is None else [])
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    job = _Job(summary, previous, writer, progress, resume, shard, scheduler,
+    job = _Job(summary, fmt, previous, writer, progress, resume, shard, scheduler,
                dedupe=len(paths) + (files_from is not None) > 1)
-    try:
-        job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
-    except KeyboardInterrupt:
-        summary.interrupted, summary.stopped_by = True, "SIGINT"
-    except StdoutClosed:
-        summary.interrupted, summary.stopped_by = True, "standard output closed"
-    finally:
-        writer.close()
-        job.finish()
-    if resume and not summary.interrupted:
-        job.settle(fmt)
-    summary.pydicom_version = _pydicom_version()
-    fmt.write_summary(out, summary)
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
+    # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
+    with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
+        try:
+            with stopping.interruptible():
+                job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs,
+                            batch_size)
+        except (KeyboardInterrupt, OutputWriteError, StdoutClosed) as exc:
+            job.stopped(exc)
+        finally:
+            job.close()
+        if resume and not summary.interrupted:
+            job.settle()
+        summary.pydicom_version = _pydicom_version()
+        job.write_summary()
+    if job.failure is not None:
+        raise job.failure
     return summary
 
 
 class _Job:
     """The state of one run: counters, progress bar, what the walk has seen."""
 
-    def __init__(self, summary: Summary, previous: ledger.Ledger, writer: Writer, progress: bool,
-                 resume: bool, shard: Shard | None, scheduler: str | None, dedupe: bool):
+    def __init__(self, summary: Summary, fmt: Format, previous: ledger.Ledger, writer: Writer,
+                 progress: bool, resume: bool, shard: Shard | None, scheduler: str | None,
+                 dedupe: bool):
         self.summary = summary
+        self.fmt = fmt
+        self.out = Path(summary.out_dir)
         self.previous = previous
         self.writer = writer
         # --resume: every path found now, to tell changed and gone files (a fresh run
@@ -122,6 +132,7 @@ class _Job:
         self.scheduler = scheduler  # --scheduler: a Dask cluster instead of local processes
         self.bar = _progress_bar(progress)
         self.started = time.perf_counter()
+        self.failure: OutputWriteError | None = None  # OUTDIR could not be written
 
     def process(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
                 batch_size: int | None) -> None:
@@ -159,6 +170,11 @@ class _Job:
             yield item
 
     def _write(self, outcomes: list[Outcome]) -> None:
+        # A batch is written whole before a stop signal is acted on.
+        with stopping.deferred(), writing(self.out):
+            self._write_batch(outcomes)
+
+    def _write_batch(self, outcomes: list[Outcome]) -> None:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
@@ -182,6 +198,56 @@ class _Job:
                                  refresh=False)
         self.bar.update(len(outcomes))
 
+    def stopped(self, exc: BaseException) -> None:
+        """The run was stopped: by a signal (Ctrl-C, SIGTERM, SIGHUP), by OUTDIR, or by
+        the reader of standard output going away (``-o -``: as SIGPIPE would)."""
+        s = self.summary
+        s.interrupted = True
+        if isinstance(exc, OutputWriteError):
+            self.failure = exc
+            s.error = str(exc)
+        elif isinstance(exc, StdoutClosed):
+            s.signal = "SIGPIPE"
+        elif s.signal is None:
+            s.signal = stopping.signal_name(stopping.signal_number(exc))
+        from .pool import shutdown_local_pool
+
+        shutdown_local_pool()  # still reading batches nobody will write
+        self._note_signal()
+
+    def close(self) -> None:
+        """Flush and close the writer (the lines read so far, whole); stop the clock."""
+        try:
+            with writing(self.out):
+                self.writer.close()
+        except OutputWriteError as exc:
+            if self.failure is None:
+                self.stopped(exc)
+        finally:
+            self.finish()
+            self._note_signal()
+
+    def write_summary(self) -> None:
+        """summary.json; after a write error, only if the disk lets us."""
+        for _ in range(2):  # again if a signal came while it was written
+            signal_before = self.summary.signal
+            try:
+                with writing(self.out):
+                    self.fmt.write_summary(self.out, self.summary)
+            except OutputWriteError:
+                if self.failure is None:
+                    raise
+            self._note_signal()
+            if self.summary.signal == signal_before:
+                return
+
+    def _note_signal(self) -> None:
+        """A stop signal held back meanwhile marks the run as stopped by it."""
+        signum = stopping.take_pending()
+        if signum is not None:
+            self.summary.interrupted = True
+            self.summary.signal = self.summary.signal or stopping.signal_name(signum)
+
     def finish(self) -> None:
         s = self.summary
         self.bar.close()
@@ -190,14 +256,20 @@ class _Job:
         s.files_per_s = round(done / s.seconds, 1) if s.seconds else 0.0
         s.mb_per_s = round(s.bytes / 1e6 / s.seconds, 2) if s.seconds else 0.0
 
-    def settle(self, fmt: Format) -> None:
+    def settle(self) -> None:
         """After a resume: drop records of changed and vanished files, and duplicates."""
         assert self.current is not None  # kept by every resumed run
         gone = set(self.previous.done) - set(self.current)
         self.summary.gone = len(gone)
         if gone or self.summary.changed or self.previous.duplicates:
-            dropped = fmt.compact(Path(self.summary.out_dir), self.current)
-            self.writer.forget(dropped, self.current)
+            # Interruptible: every file is rewritten under a temporary name and
+            # renamed, and the next --resume compacts again.
+            try:
+                with stopping.interruptible(), writing(self.out):
+                    dropped = self.fmt.compact(self.out, self.current)
+                    self.writer.forget(dropped, self.current)
+            except (KeyboardInterrupt, OutputWriteError) as exc:
+                self.stopped(exc)
 
 
 def _progress_bar(progress: bool) -> Any:

@@ -112,7 +112,8 @@ class Summary:
     fallbacks: int = 0  # files the fast path left to pydicom
     fallback_reasons: dict[str, int] = field(default_factory=dict)  # why, counted
     interrupted: bool = False
-    stopped_by: str | None = None  # what interrupted it: "SIGINT", "standard output closed"
+    signal: str | None = None  # the signal that stopped the run ("SIGTERM"), if one did
+    error: str | None = None  # why OUTDIR could not be written, if it could not
     shard: str | None = None  # "I/N" for a --shard run
     fastdump_version: str = __version__
     pydicom_version: str = ""

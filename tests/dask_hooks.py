@@ -11,13 +11,13 @@ import time
 
 from distributed import WorkerPlugin
 
-from .poison import die_like_a_segfault, is_poison
+from .poison import die_like_a_segfault, hang_in_c_code, is_hang, is_poison
 
 
 class ReadHooks(WorkerPlugin):
     """Wrap fastdump.worker.process_batch in the worker: a delay per file (so a run
-    lasts long enough to kill a worker in the middle), and death on poison files
-    (tests/poison.py), as a segfault in a decoder would."""
+    lasts long enough to kill a worker in the middle), death on poison files
+    (tests/poison.py), as a segfault in a decoder would, and a hang on HANG files."""
 
     name = "fastdump-test-hooks"
 
@@ -35,6 +35,8 @@ class ReadHooks(WorkerPlugin):
             for entry in entries:
                 if is_poison(entry.path):
                     die_like_a_segfault()
+                if is_hang(entry.path):
+                    hang_in_c_code()
                 time.sleep(delay)
             return original(entries, opts)
 

@@ -39,6 +39,24 @@ def die_like_a_segfault() -> None:
     os._exit(139)
 
 
+# A file starting with these bytes holds the thread reading it (tests/dask_hooks.py)
+# forever, in C code (a sleep), where nothing in the worker can interrupt it: a hung
+# NFS read.
+HANG = b"FASTDUMP-TEST-HANG: holds the worker thread forever\n"
+
+
+def is_hang(path: str) -> bool:
+    try:
+        with open(path, "rb") as fp:
+            return fp.read(len(HANG)) == HANG
+    except OSError:
+        return False
+
+
+def hang_in_c_code() -> None:
+    time.sleep(3600)
+
+
 def dies_on_poison(entries, opts):
     """Kill the worker process, like a segfault would, when the batch holds a poison file."""
     if any(is_poison(entry.path) for entry in entries):

@@ -22,7 +22,7 @@ from .. import ledger
 from .._version import __version__
 from ..errors import OptionError, OutputDirError
 from ..lines import dumps_line
-from ..outdir import PLAIN, AppendFile, SideFiles, atomic_write, find_manifest
+from ..outdir import PLAIN, LineFile, SideFiles, atomic_write, find_manifest, writing
 from ..types import Options, Outcome, Stat, Summary
 
 Serializer = Callable[[dict[str, Any]], Any]
@@ -33,8 +33,9 @@ class Writer:
 
     def __init__(self, out_dir: Path, fmt: Format) -> None:
         self.out_dir = out_dir
-        self.errors = AppendFile(out_dir / fmt.files.errors)
-        self.ledger = AppendFile(out_dir / fmt.ledger_name)
+        # whole lines only, even when the disk fills up (see outdir.LineFile)
+        self.errors = LineFile(out_dir / fmt.files.errors)
+        self.ledger = LineFile(out_dir / fmt.ledger_name)
 
     def write(self, outcome: Outcome) -> None:
         """One dumped file: ``outcome.payload`` is what the serializer made of its record."""
@@ -51,8 +52,10 @@ class Writer:
         self.errors.flush()
 
     def close(self) -> None:
-        self.ledger.close()
-        self.errors.close()
+        try:
+            self.ledger.close()
+        finally:
+            self.errors.close()
 
 
 class Merger:
@@ -101,12 +104,10 @@ class Format:
             raise OutputDirError(f"OUTDIR {out} is a file, not a directory")
         if out.is_dir() and any(out.iterdir()):
             self._check_earlier_run(out, resume, overwrite)
-        try:
+        with writing(out):
             out.mkdir(parents=True, exist_ok=True)
             atomic_write(out / self.files.manifest,
                          orjson.dumps({"format": self.name, "fastdump_version": __version__}))
-        except OSError as exc:
-            raise OutputDirError(f"cannot write to OUTDIR {out}: {exc.strerror or exc}") from exc
 
     def _check_earlier_run(self, out: Path, resume: bool, overwrite: bool) -> None:
         manifest = find_manifest(out)
@@ -118,7 +119,8 @@ class Format:
             raise OutputDirError(f"OUTDIR {out} holds a --format {before} run; resume it with "
                                  "that format, or use another OUTDIR")
         if overwrite and not resume:
-            shutil.rmtree(out)
+            with writing(out):
+                shutil.rmtree(out)
         elif not resume:
             raise OutputDirError(f"OUTDIR {out} already holds a fastdump run: use --resume to "
                                  "finish or update it, or --overwrite to replace it")
@@ -136,8 +138,9 @@ class Format:
         return ledger.compact(out, self.ledger_name, self.files.errors, current)
 
     def write_summary(self, out: Path, summary: Summary) -> None:
+        # parents=False: a removed OUTDIR is an error, not made again holding only this
         atomic_write(out / self.files.summary,
-                     orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2))
+                     orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2), parents=False)
 
     def read_summary(self, out: Path) -> dict[str, Any] | None:
         path = out / self.files.summary

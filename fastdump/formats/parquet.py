@@ -22,6 +22,7 @@ dictionary.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -304,8 +305,10 @@ class ParquetWriter(Writer):
         super().flush()
 
     def close(self) -> None:
-        self._close_part()
-        super().close()
+        try:
+            self._close_part()
+        finally:
+            super().close()
 
     def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
         # The compacted ledger no longer lists the rows of changed and vanished files.
@@ -318,24 +321,50 @@ class ParquetWriter(Writer):
     def _write_row_group(self) -> None:
         if not self._rows:
             return
-        if self._part is None:
-            self._part = self._pq.ParquetWriter(str(_temp(self.out_dir / self._part_name)),
-                                                self.schema, compression="zstd")
-        self._part.write_table(_table(self.schema, self._rows), row_group_size=len(self._rows))
+        try:
+            if self._part is None:
+                self._part = self._pq.ParquetWriter(str(_temp(self.out_dir / self._part_name)),
+                                                    self.schema, compression="zstd")
+            self._part.write_table(_table(self.schema, self._rows),
+                                   row_group_size=len(self._rows))
+        except OSError as exc:
+            exc.filename = exc.filename or str(_temp(self.out_dir / self._part_name))
+            self._abort_part()
+            raise
         self._rows, self._row_bytes = [], 0
 
     def _close_part(self) -> None:
         self._write_row_group()
         if self._part is None:
             return
-        self._part.close()
         final = self.out_dir / self._part_name
-        os.replace(_temp(final), final)
+        try:
+            self._part.close()
+            os.replace(_temp(final), final)
+        except OSError as exc:
+            exc.filename = exc.filename or str(_temp(final))
+            self._abort_part()
+            raise
         for line in self._part_lines:
             self.ledger.write(line)
         self.ledger.flush()
         self._part, self._part_lines = None, []
         self._part_no += 1
+
+
+    def _abort_part(self) -> None:
+        """Writing the open part failed (disk full, read-only): give it up.
+
+        Its rows were never in the ledger, so --resume reads their files again;
+        deleting the temporary part gives its space back for summary.json.
+        """
+        part, self._part = self._part, None
+        if part is not None:
+            with contextlib.suppress(Exception):  # it may fail again: the file goes anyway
+                part.close()
+        with contextlib.suppress(OSError):
+            _temp(self.out_dir / self._part_name).unlink()
+        self._rows, self._row_bytes, self._part_lines = [], 0, []
 
 
 def _table(schema: Any, rows: list[tuple]) -> Any:

@@ -1,0 +1,286 @@
+"""Stopping a run the way servers stop programs: Ctrl-C, SIGTERM, SIGHUP.
+
+While :func:`stop_signals` is active (the command, and :func:`fastdump.dump`
+in the main thread), the first SIGINT, SIGTERM or SIGHUP raises
+:class:`Stopped` (a ``KeyboardInterrupt``, so it unwinds the run like Ctrl-C
+always did): no more batches are handed out, the workers are stopped, the lines
+already read are written whole and ``summary.json`` says the run was
+interrupted, and by which signal; the command exits 128 + the signal's number.
+A second signal ends the process at once (:func:`_hard_stop`), after killing
+every process the run started. Signals the caller set to be ignored (``nohup``,
+SIGINT in background jobs) or handles itself are left alone.
+
+Two more things keep a stop clean:
+
+- :func:`deferred`: a signal arriving while loky hands out a batch, or while a
+  batch is written, is acted on when that is done, so no pool bookkeeping and
+  no line is left half-done. It also blocks the stop signals in the thread
+  that starts worker processes, so workers (and loky's resource tracker, and a
+  LocalCluster's processes) start with them blocked: a signal sent to the whole
+  process group (Ctrl-C in a terminal, systemd's SIGTERM to the cgroup, a
+  hang-up) reaches only the parent, which stops them itself (loky's workers with
+  SIGKILL, a LocalCluster by closing it). Without that, workers dying of the
+  signal would make their batches look like crashes.
+- :func:`stop_executor`: loky's pool shut down *and* its queue's feeder thread
+  joined. That thread drops the pool's last semaphores when it ends; if it ends
+  while the interpreter is exiting, their "unregister" never reaches loky's
+  resource tracker, which then warns about "leaked semlock objects".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from . import compat
+
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_SIGHUP = getattr(signal, "SIGHUP", None)
+_FEEDER_JOIN = 10.0  # seconds: a feeder thread with nothing left to send ends at once
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop by a signal (SIGINT, SIGTERM or SIGHUP)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_number(exc: BaseException) -> int:
+    """The signal behind a Stopped; a plain KeyboardInterrupt is a Ctrl-C."""
+    return getattr(exc, "signum", signal.SIGINT)
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def exit_code(signum: int) -> int:
+    """What a shell reports for a program ended by this signal: 128 + its number."""
+    return 128 + signum
+
+
+class _Controller:
+    """The handler of the stop signals, and what it has seen (one per process)."""
+
+    def __init__(self) -> None:
+        self.depth = 0  # nested stop_signals() blocks (the command, then dump())
+        self.previous: dict[int, Any] = {}
+        self.received: int | None = None  # the first stop signal
+        self.pending = False  # received inside deferred(), not raised yet
+        self.deferring = 0
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            # A terminal hang-up reaches a foreground job twice (from the kernel and
+            # from the shell): only another kind of signal means "stop at once".
+            if signum == self.received == _SIGHUP:
+                return
+            _hard_stop(signum)
+        self.received = signum
+        if self.deferring:
+            self.pending = True
+            return
+        raise Stopped(signum)
+
+
+_controller = _Controller()
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While active, SIGINT, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread.
+
+    Only signals left at their default action are taken over (the default
+    KeyboardInterrupt for SIGINT); the previous handlers come back at the end.
+    Elsewhere than in the main thread this does nothing: Python runs signal
+    handlers only there.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    c = _controller
+    if c.depth == 0:
+        c.received, c.pending = None, False
+        for signum in STOP_SIGNALS:
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            current = signal.getsignal(signum)
+            if current is default:
+                c.previous[signum] = current
+                signal.signal(signum, c.handle)
+    c.depth += 1
+    try:
+        yield
+    finally:
+        c.depth -= 1
+        if c.depth == 0:
+            for signum, handler in c.previous.items():
+                signal.signal(signum, handler)
+            c.previous.clear()
+    # One that came at the very end of a deferred block: the caller still hears of it.
+    if c.depth == 0 and c.pending:
+        c.pending = False
+        raise Stopped(c.received or signal.SIGINT)
+
+
+def take_pending() -> int | None:
+    """The stop signal received in a deferred block and not acted on yet, if any.
+
+    The caller acts on it (marks the summary) instead of having it raised later.
+    """
+    c = _controller
+    if not c.pending:
+        return None
+    c.pending = False
+    return c.received
+
+
+@contextlib.contextmanager
+def deferred(*, raise_pending: bool = True, children: bool = True) -> Iterator[None]:
+    """A stop signal arriving in here is acted on when the block is done
+    (``raise_pending=False``: left for :func:`take_pending`). A second one still
+    ends the process at once.
+
+    ``children``: also block the stop signals in this thread while in here, so
+    that processes started in the block (loky's workers and resource tracker, a
+    LocalCluster's processes, and threads that will start more) start with them
+    blocked: they are stopped by the parent, never by a signal sent to the whole
+    process group. Only for short blocks: while it blocks them, this thread
+    cannot be woken by a second signal.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    mask = None
+    if children and _HAVE_MASK:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if main:
+        _controller.deferring += 1
+    try:
+        yield
+    finally:
+        if main:
+            _controller.deferring -= 1
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    c = _controller
+    if raise_pending and main and not c.deferring and c.pending:
+        c.pending = False
+        raise Stopped(c.received or signal.SIGINT)
+
+
+_HAVE_MASK = hasattr(signal, "pthread_sigmask")
+
+
+def raise_pending() -> None:
+    """Act now on a stop signal a ``deferred(raise_pending=False)`` block held back."""
+    c = _controller
+    if (c.pending and not c.deferring
+            and threading.current_thread() is threading.main_thread()):
+        c.pending = False
+        raise Stopped(c.received or signal.SIGINT)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Inside a deferred block: here a stop signal acts at once (one held back, now).
+
+    For the long parts of a run (the work itself, a resume's compaction) inside
+    a teardown that must not be cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    c = _controller
+    saved, c.deferring = c.deferring, 0
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS) if _HAVE_MASK else None
+    try:
+        raise_pending()
+        yield
+    finally:
+        c.deferring = saved
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def ignore_stop_signals() -> None:
+    """Worker initializer: the parent stops its workers; a stop signal sent to the
+    whole process group must not kill them first (their batches would look lost to
+    a crash). Covers workers started where :func:`deferred` did not block them."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def stop_executor(executor: Any) -> None:
+    """Kill a loky executor's workers, and wait until its threads are done with it.
+
+    ``shutdown`` joins loky's manager thread, but not the thread feeding the
+    call queue (loky skips that join in the process that made the queue). That
+    thread, ending, drops the pool's last semaphores, which unlink themselves and
+    tell loky's resource tracker; should it end while the interpreter exits,
+    the message is lost and the tracker warns of "leaked semlock objects".
+    """
+    feeder = compat.loky_feeder_thread(executor)
+    # Work not yet handed to a worker: loky's kill_workers shutdown forgets these
+    # work items but not their ids still queued, on which its manager thread then
+    # dies of a KeyError (a traceback, and queues never closed). Their futures
+    # fail with ShutdownExecutorError as the others do.
+    compat.drop_loky_queued_work(executor)
+    executor.shutdown(wait=True, kill_workers=True)
+    if feeder is not None and feeder is not threading.current_thread():
+        feeder.join(timeout=_FEEDER_JOIN)
+
+
+def _hard_stop(signum: int) -> None:
+    """The second signal: kill every process of the run and exit now, as kill -9 would.
+
+    Lines are appended whole at the end of each batch, and --resume drops a
+    line cut by this exit, so nothing is lost. The resource trackers are spared:
+    once this process and the workers are gone they remove the semaphores left
+    behind and exit on their own.
+    """
+    with contextlib.suppress(OSError):
+        os.write(2, f"\nfastdump: {signal_name(signum)} again: stopped at once; run the same "
+                    "command with --resume to finish\n".encode())
+    spared = compat.resource_tracker_pids()
+    for pid in _descendants(os.getpid()):
+        if pid not in spared:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):  # best effort: the tracker would do it too
+        # as a normal exit would (os._exit skips that); else loky's resource tracker
+        # unlinks them once we are gone, as cleanly, but warning of "leaked semlock"
+        compat.release_semaphores()
+    os._exit(exit_code(signum))
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root``: from /proc, else psutil, else loky's own list."""
+    if os.path.isdir("/proc/self"):
+        children: dict[int, list[int]] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fp:
+                    stat = fp.read()
+            except OSError:
+                continue  # gone meanwhile
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+        found, todo = [], [root]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                found.append(child)
+                todo.append(child)
+        return found
+    try:
+        import psutil
+    except ImportError:
+        return compat.loky_worker_pids()
+    return [p.pid for p in psutil.Process(root).children(recursive=True)]

@@ -1,0 +1,60 @@
+"""A file that hangs a Dask worker thread becomes an error record, and the run goes on.
+
+On a Dask worker a task runs in a thread, where no per-file alarm reaches: the
+client's watchdog notices the batch outliving its deadline, restarts the
+worker through its nanny, and reads the batch's files one task each, so the
+file that hangs is named in errors.jsonl (FileTimeout) and the rest are dumped.
+A real scheduler and two workers with nannies (tests/test_dask_pool.py's cluster).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import orjson
+import pytest
+
+pytest.importorskip("distributed")
+
+import fastdump  # noqa: E402
+
+from . import test_dask_pool  # noqa: E402
+from .conftest import pydicom_file  # noqa: E402
+from .helpers import jsonl_lines as lines  # noqa: E402
+from .poison import HANG  # noqa: E402
+from .test_dask_pool import WORKERS  # noqa: E402
+
+# the same real cluster and test hooks as test_dask_pool
+cluster, hooks = test_dask_pool.cluster, test_dask_pool.hooks
+
+NAMES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
+
+
+def test_file_that_hangs_its_worker_is_an_error_record(cluster, hooks, tmp_path):
+    address, client = cluster
+    hooks()
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name in NAMES:
+        shutil.copy(pydicom_file(name), folder / name)
+    hung = folder / "hangs.dcm"
+    hung.write_bytes(HANG + b"\0" * 300)
+    local = tmp_path / "local"
+    fastdump.dump([folder], local, jobs=1, progress=False)  # no hook here: a plain bad file
+    pids_before = set(client.run(lambda: __import__("os").getpid()).values())
+    out = tmp_path / "out"
+
+    summary = fastdump.dump([folder], out, scheduler=address, progress=False, batch_size=2,
+                            file_timeout=0.5)
+
+    dumped = {orjson.loads(line)["path"]: line for line in lines(out / "dump.jsonl")}
+    errors = {r["path"]: r for r in map(orjson.loads, lines(out / "errors.jsonl"))}
+    assert set(errors) == {str(hung)}
+    assert errors[str(hung)]["error"].startswith("FileTimeout: the worker reading this file hung")
+    assert set(dumped) == {str(folder / name) for name in NAMES}
+    assert set(dumped.values()) == set(lines(local / "dump.jsonl"))
+    assert (summary.ok, summary.errors) == (len(NAMES), 1)
+    # the stuck thread's worker was restarted: a new process, and the cluster whole again
+    client.wait_for_workers(WORKERS, timeout=60)
+    pids_after = set(client.run(lambda: __import__("os").getpid()).values())
+    assert pids_after != pids_before
