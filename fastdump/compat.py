@@ -109,13 +109,6 @@ def release_semaphores() -> None:
             finalizer()
 
 
-def starts_workers_on_submit(executor: Any) -> bool:
-    """Whether the next submit may start worker processes (loky starts missing ones
-    lazily, in submit): then SIGINT must be ignored meanwhile, so they inherit it."""
-    processes = getattr(executor, "_processes", None)
-    return processes is None or len(processes) < executor._max_workers
-
-
 # --- s3fs / fsspec ----------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 
 import pydicom
 import pytest
@@ -28,10 +29,22 @@ def test_loky_private_names():
     try:
         assert executor.submit(int, "7").result() == 7
         assert compat.current_loky_executor() is executor
-        assert isinstance(executor._max_workers, int) and hasattr(executor, "_processes")
-        assert compat.starts_workers_on_submit(executor) is False
+        assert compat.loky_worker_pids() and all(isinstance(p, int)
+                                                 for p in compat.loky_worker_pids())
+        assert isinstance(compat.loky_feeder_thread(executor), threading.Thread)
+        assert hasattr(executor._work_ids, "get_nowait")
+        compat.drop_loky_queued_work(executor)
+        trackers = compat.resource_tracker_pids()
+        assert trackers and all(isinstance(p, int) for p in trackers)
     finally:
         executor.shutdown(wait=True, kill_workers=True)
+
+
+def test_multiprocessing_private_names():
+    from multiprocessing import util
+
+    assert isinstance(util._finalizer_registry, dict)
+    compat.release_semaphores()  # none of ours are left: it must simply run
 
 
 def test_s3fs_private_names():
