@@ -8,6 +8,7 @@ the modules of each cycle.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fastdump"
@@ -94,3 +95,32 @@ def test_the_lowest_layers_import_nothing_of_fastdump():
     for leaf in ("fastdump._version", "fastdump.errors", "fastdump.dicom"):
         assert graph[leaf] == set(), leaf
     assert graph["fastdump.outdir"] == {"fastdump.errors"}
+
+
+def readme_modules() -> list[list[str]]:
+    """The README's module table, top to bottom: the modules of each row."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    table = text[text.index("A file's path through the modules"):text.index("## Working on")]
+    rows = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            names = re.findall(r"`([\w/]+(?:\.py)?)`", line.split("|")[1])
+            rows.append(["fastdump." + n.removesuffix(".py").replace("/", ".").strip(".")
+                         for n in names])
+    return rows
+
+
+def test_the_readme_lists_every_module_above_what_it_imports():
+    graph = import_graph()
+    rows = readme_modules()
+    position = {}
+    for i, row in enumerate(rows):
+        for name in row:
+            for module in graph:
+                if module == name or module.startswith(name + "."):
+                    position.setdefault(module, i)
+    missing = set(graph) - set(position) - {"fastdump", "fastdump.__main__"}
+    assert not missing, f"modules missing from the README's table: {sorted(missing)}"
+    upward = [(m, dep) for m, deps in graph.items() for dep in deps
+              if m in position and dep in position and position[dep] < position[m]]
+    assert not upward, f"a module imports one listed above it in the README: {upward}"
