@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import ledger, stopping
+from . import compat, ledger, stopping
 from .batching import BatchSizer, batches
 from .errors import InputNotFoundError, OptionError, OutputWriteError
 from .formats import FORMATS, for_output
@@ -106,7 +106,7 @@ def dump(
             job.close()
         if resume and not summary.interrupted:
             job.settle()
-        summary.pydicom_version = _pydicom_version()
+        summary.pydicom_version = compat.pydicom_version()
         job.write_summary()
     if job.failure is not None:
         raise job.failure
@@ -370,13 +370,3 @@ def _check_inputs(paths: list[str], files_from: Iterable[str] | None) -> None:
             check_url(path)
         elif not os.path.lexists(path):
             raise InputNotFoundError(f"no such file or directory: {path}")
-
-
-def _pydicom_version() -> str:
-    """pydicom's version, without importing it when this run did not."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pydicom")
-    except PackageNotFoundError:
-        return "unknown"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import threading
 
 import pydicom
@@ -11,6 +13,14 @@ import pytest
 from fastdump import compat
 
 from .conftest import pydicom_file
+
+
+def test_pydicom_version_without_importing_it():
+    code = ("import sys; from fastdump import compat; v = compat.pydicom_version(); "
+            "assert 'pydicom' not in sys.modules and 'importlib.metadata' not in sys.modules; "
+            "print(v)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == pydicom.__version__, result.stderr
 
 
 def test_pydicom_private_names():
