@@ -81,3 +81,9 @@ def s3_pages(fs: Any, bucket: str, prefix: str) -> Any:
 
 def has_s3_pages(fs: Any) -> bool:
     return hasattr(fs, "_iterdir")
+
+
+async def cat_range(fs: Any, path: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of one object, on the filesystem's event loop: fsspec's async
+    API (``_``-prefixed by its convention), the backend's retries included."""
+    return await fs._cat_file(path, start=start, end=end)

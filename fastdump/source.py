@@ -1,7 +1,9 @@
 """Where a file's bytes come from: every reader of DICOM bytes opens files here.
 
 Local paths are opened directly; URLs (``s3://...`` and other fsspec
-protocols) through :mod:`fastdump.remote`, fetching only what is read.
+protocols) through :mod:`fastdump.remote`, fetching only what is read. While a
+worker reads a batch of URLs, their first blocks are fetched ahead, many at a
+time (:func:`reading_ahead`), and opening one serves its block from memory.
 """
 
 from __future__ import annotations
@@ -9,8 +11,34 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from contextvars import ContextVar
+from typing import IO, Protocol
 from urllib.parse import quote_from_bytes
+
+
+class ReadAhead(Protocol):
+    """Files fetched ahead of their reading (:class:`fastdump.remote.Heads`)."""
+
+    def open(self, path: str, size: int | None = None) -> IO[bytes] | None: ...
+
+    def close(self) -> None: ...
+
+
+# this thread's read-ahead (a Dask worker runs batches in several threads)
+_ahead: ContextVar[ReadAhead | None] = ContextVar("fastdump_read_ahead", default=None)
+
+
+@contextmanager
+def reading_ahead(ahead: ReadAhead) -> Iterator[None]:
+    """While active, :func:`open_source` opens the files ``ahead`` holds from it.
+
+    ``ahead`` is closed at the end."""
+    token = _ahead.set(ahead)
+    try:
+        yield
+    finally:
+        _ahead.reset(token)
+        ahead.close()
 
 
 def is_url(path: str) -> bool:
@@ -26,6 +54,11 @@ def open_source(path: str, size: int | None = None, buffered: bool = True) -> IO
     itself: a local file is then read with one system call per read.
     """
     if is_url(path):
+        ahead = _ahead.get()
+        if ahead is not None:
+            fp = ahead.open(path, size)
+            if fp is not None:
+                return fp
         from .remote import open_url
 
         return open_url(path, size)

@@ -12,7 +12,7 @@ import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from .formats import get_format
@@ -24,14 +24,14 @@ from .record import (
     read_record_pydicom,
     try_fast_record,
 )
-from .source import is_url
+from .source import is_url, reading_ahead
 from .types import Batch, Entry, Options, Outcome, Problem
 
 
 def process_batch(entries: Batch, opts: Options) -> list[Outcome]:
     """Read, convert and serialize a batch of files. Never raises for a bad file."""
     serialize = get_format(opts.format).serializer(opts)
-    with warnings.catch_warnings(), _alarm_raises_timeout() as alarm:
+    with warnings.catch_warnings(), _alarm_raises_timeout() as alarm, _fetch_ahead(entries, opts):
         # pydicom warns for every odd value it meets; bad values surface as
         # record warnings instead.
         warnings.simplefilter("ignore")
@@ -62,6 +62,16 @@ def _process_one(
     except (Exception, FileTimeout) as exc:  # noqa: BLE001 - any failure is this file's line
         reason, partial = describe_failure(exc, opts.file_timeout)
         return failed(entry, reason, partial, fallback)
+
+
+def _fetch_ahead(entries: Batch, opts: Options) -> AbstractContextManager[Any]:
+    """The headers of the batch's URLs, fetched many at a time while the files are read."""
+    urls = [e for e in entries if isinstance(e, Entry) and is_url(e.path)]
+    if not urls or opts.fetch_concurrency < 1:
+        return nullcontext()
+    from .remote import Heads  # fsspec: only for URLs
+
+    return reading_ahead(Heads(urls, opts.fetch_concurrency))
 
 
 def _restat(entry: Entry) -> Entry:
