@@ -74,9 +74,10 @@ def starts_workers_on_submit(executor: Any) -> bool:
 # --- s3fs / fsspec ----------------------------------------------------------------
 
 
-def s3_pages(fs: Any, bucket: str, prefix: str) -> Any:
-    """s3fs's async iterator over the pages of a flat listing (1000 keys each)."""
-    return fs._iterdir(bucket, delimiter="", prefix=prefix)
+def s3_pages(fs: Any, bucket: str, prefix: str, max_items: int | None = None) -> Any:
+    """s3fs's async iterator over the objects of a flat listing (fetched 1000 keys a page;
+    ``max_items``: only so many, fetched in one smaller page)."""
+    return fs._iterdir(bucket, delimiter="", prefix=prefix, max_items=max_items)
 
 
 def has_s3_pages(fs: Any) -> bool:

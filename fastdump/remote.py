@@ -78,11 +78,30 @@ def check_url(url: str) -> None:
     """Raise :class:`InputNotFoundError` if nothing exists at ``url``."""
     fs, path = filesystem(url)
     try:
-        found = fs.exists(path)
+        found = _exists(fs, url, path)
     except Exception as exc:  # noqa: BLE001 - any backend failure is unusable input
         raise InputNotFoundError(f"cannot list {url}: {type(exc).__name__}: {exc}") from None
     if not found:
         raise InputNotFoundError(f"no such object or prefix: {url}")
+
+
+def _exists(fs: Any, url: str, path: str) -> bool:
+    """``fs.exists``, in one request for an S3 prefix (exists() makes two: HEAD, then LIST)."""
+    if not (url.endswith("/") and compat.has_s3_pages(fs) and fs.protocol[0] in _S3_PROTOCOLS):
+        return bool(fs.exists(path))
+    bucket, key, _ = fs.split_path(path)
+    if not key:
+        return bool(fs.exists(path))
+    from fsspec.asyn import sync
+
+    pages = compat.s3_pages(fs, bucket, key.rstrip("/") + "/", max_items=1)
+    try:
+        sync(fs.loop, pages.__anext__)
+        return True
+    except (StopAsyncIteration, FileNotFoundError):
+        return False
+    finally:
+        sync(fs.loop, pages.aclose)
 
 
 def open_url(url: str, size: int | None = None, connections: int | None = None) -> IO[bytes]:

@@ -345,3 +345,16 @@ def test_fetch_concurrency_below_one_is_refused(tmp_path):
     )
     assert proc.returncode == 2
     assert "--fetch-concurrency must be at least 1, not 0" in proc.stderr
+
+
+@pytest.mark.parametrize("url", [f"s3://{BUCKET}/no-such-prefix/", "s3://no-such-bucket/x/"])
+def test_a_missing_prefix_is_found_out_in_one_request(store, tmp_path, url):
+    store.proxy.reset()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastdump", "dump", url, "-o", str(tmp_path / "out"),
+         "--no-progress"],
+        env=store.env(store.proxy), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == f"fastdump: error: no such object or prefix: {url}\n"
+    assert len(store.proxy.requests) == 1
