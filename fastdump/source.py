@@ -19,9 +19,11 @@ from urllib.parse import quote_from_bytes
 
 
 class ReadAhead(Protocol):
-    """Files fetched ahead of their reading (:class:`fastdump.remote.Heads`)."""
+    """The files of a batch read ahead of their parsing (:class:`fastdump.remote.Heads`,
+    :class:`LocalReadAhead`)."""
 
-    def open(self, path: str, size: int | None = None) -> IO[bytes] | None: ...
+    def open(self, path: str, size: int | None = None) -> IO[bytes] | None:
+        """``path`` opened from what was read ahead, or None: open it as usual."""
 
     def close(self) -> None: ...
 
