@@ -15,6 +15,7 @@ from . import stopping
 from ._version import __version__
 from .errors import FastdumpError
 from .formats import FORMATS
+from .types import FETCH_CONCURRENCY
 
 if TYPE_CHECKING:
     from .types import Summary
@@ -90,6 +91,9 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="give up on a file after this long and report it (default 300)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--fetch-concurrency", type=int, default=FETCH_CONCURRENCY, metavar="N",
+                   help="for s3:// and other URLs: header requests each worker keeps in "
+                        f"flight (default {FETCH_CONCURRENCY})")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on the Dask cluster at ADDRESS (tcp://HOST:PORT), or 'local' for "
                         "a LocalCluster of --jobs processes; needs fastdump[dask]")
@@ -107,6 +111,7 @@ def _run_dump(args: argparse.Namespace) -> int:
             follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
             scheduler=args.scheduler, columns=args.columns, shard=args.shard,
             tags=args.tags, bulk_any_vr=args.bulk_any_vr,
+            fetch_concurrency=args.fetch_concurrency,
         )
     if summary.signal == "SIGPIPE":  # -o -: the reader went away; as cat would, quietly
         _silence_stdout()

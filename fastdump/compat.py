@@ -133,10 +133,17 @@ def release_semaphores() -> None:
 # --- s3fs / fsspec ----------------------------------------------------------------
 
 
-def s3_pages(fs: Any, bucket: str, prefix: str) -> Any:
-    """s3fs's async iterator over the pages of a flat listing (1000 keys each)."""
-    return fs._iterdir(bucket, delimiter="", prefix=prefix)
+def s3_pages(fs: Any, bucket: str, prefix: str, max_items: int | None = None) -> Any:
+    """s3fs's async iterator over the objects of a flat listing (fetched 1000 keys a page;
+    ``max_items``: only so many, fetched in one smaller page)."""
+    return fs._iterdir(bucket, delimiter="", prefix=prefix, max_items=max_items)
 
 
 def has_s3_pages(fs: Any) -> bool:
     return hasattr(fs, "_iterdir")
+
+
+async def cat_range(fs: Any, path: str, start: int, end: int) -> bytes:
+    """Bytes [start, end) of one object, on the filesystem's event loop: fsspec's async
+    API (``_``-prefixed by its convention), the backend's retries included."""
+    return await fs._cat_file(path, start=start, end=end)

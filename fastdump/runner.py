@@ -28,7 +28,17 @@ from .pool import StartingPool, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
-from .types import Entry, Found, Options, Outcome, Problem, ReadSettings, Skipped, Summary
+from .types import (
+    FETCH_CONCURRENCY,
+    Entry,
+    Found,
+    Options,
+    Outcome,
+    Problem,
+    ReadSettings,
+    Skipped,
+    Summary,
+)
 from .walk import read_path_list, walk
 
 _WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
@@ -55,6 +65,7 @@ def dump(
     shard: Shard | str | None = None,
     tags: str | Iterable[str | int] | None = None,
     bulk_any_vr: bool = False,
+    fetch_concurrency: int = FETCH_CONCURRENCY,
 ) -> Summary:
     """Dump every DICOM file under ``paths`` (and ``files_from``) into ``out_dir``.
 
@@ -69,16 +80,18 @@ def dump(
     ``scheduler`` runs the batches on a Dask cluster (``tcp://host:port``, or
     ``"local"`` for a LocalCluster of ``jobs`` processes) instead of local processes.
     ``batch_size``: files per batch; by default batches are sized by the work they
-    take (see :mod:`fastdump.batching`).
+    take (see :mod:`fastdump.batching`). ``fetch_concurrency``: for URLs, the header
+    requests each worker keeps in flight (see :class:`fastdump.remote.Heads`).
     """
     paths = [os.fspath(p) for p in paths]
     jobs = resolve_jobs(jobs)
-    _check_options(bulk_threshold, batch_size, file_timeout)
+    _check_options(bulk_threshold, batch_size, file_timeout, fetch_concurrency)
     fmt = for_output(format, out_dir)
     read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
                         bulk_any_vr=bulk_any_vr)
     opts = fmt.check_options(Options(read=read, file_timeout=file_timeout, format=format,
-                                     columns=_columns(columns)))
+                                     columns=_columns(columns),
+                                     fetch_concurrency=fetch_concurrency))
     shard = check_shard(shard)
     _check_inputs(paths, files_from)
     out = Path(out_dir)
@@ -139,7 +152,7 @@ class _Job:
         found = _walk_in_background(inputs, follow, self.dedupe)
         with _open_pool(self.scheduler, jobs) as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
-            sizer = BatchSizer(pool.jobs, batch_size)
+            sizer = BatchSizer(pool.jobs, batch_size, opts.fetch_concurrency)
             work = batches(self._to_read(found), sizer)
             for outcomes in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
                 self._write(outcomes)
@@ -345,13 +358,16 @@ def resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float | None) -> None:
+def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float | None,
+                   fetch_concurrency: int) -> None:
     if bulk_threshold < 0:
         raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {bulk_threshold}")
     if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch size must be at least 1, not {batch_size}")
     if timeout is not None and timeout <= 0:
         raise OptionError(f"--file-timeout must be more than 0 seconds, not {timeout}")
+    if fetch_concurrency < 1:
+        raise OptionError(f"--fetch-concurrency must be at least 1, not {fetch_concurrency}")
 
 
 def _columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 from ._version import __version__
 from .dicom import BINARY_VRS, BULK_ANY_VRS, inline_max
 
+FETCH_CONCURRENCY = 32  # default header requests in flight per worker (object stores)
+
 Stat = tuple[int | None, float | None]  # (size, mtime) as a ledger records them
 
 
@@ -73,6 +75,8 @@ class Options:
     file_timeout: float | None = 300.0
     format: str = "jsonl"
     columns: tuple[str, ...] | None = None  # --format parquet: the tag columns
+    # --fetch-concurrency: header requests in flight per worker, for URLs
+    fetch_concurrency: int = FETCH_CONCURRENCY
 
 
 class Outcome(NamedTuple):

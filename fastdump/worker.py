@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from .formats import get_format
@@ -24,19 +25,34 @@ from .record import (
     read_record_pydicom,
     try_fast_record,
 )
-from .source import is_url
+from .source import LocalReadAhead, ReadAhead, is_url, reading_ahead
 from .types import Batch, Entry, Options, Outcome, Problem
+
+# Local read-ahead hints (source.LocalReadAhead) cost an open per file: a worker
+# gives them while its batches wait on their reads. They start when a batch spends
+# more than WAIT_ON of its time blocked (on its reads: a cold disk, a network
+# filesystem) and stop when every file they were given for was in the page cache
+# already (where the system cannot tell: when a batch is blocked less than WAIT_OFF).
+WAIT_ON, WAIT_OFF = 0.25, 0.10
+_reads_wait = True  # in this process, did the last local batch wait on its reads?
 
 
 def process_batch(entries: Batch, opts: Options) -> list[Outcome]:
     """Read, convert and serialize a batch of files. Never raises for a bad file."""
     serialize = get_format(opts.format).serializer(opts)
-    with warnings.catch_warnings(), _alarm_raises_timeout() as alarm:
+    ahead, local = _read_ahead(entries, opts)
+    started = _clocks() if local else None
+    with warnings.catch_warnings(), _alarm_raises_timeout() as alarm, \
+            reading_ahead(ahead) if ahead is not None else nullcontext():
         # pydicom warns for every odd value it meets; bad values surface as
         # record warnings instead.
         warnings.simplefilter("ignore")
         timeout = opts.file_timeout if alarm else None
-        return [_process_one(entry, opts, serialize, timeout) for entry in entries]
+        outcomes = [_process_one(entry, opts, serialize, timeout) for entry in entries]
+    if started is not None:
+        _note_blocked(started, _clocks(),
+                      ahead.cold if isinstance(ahead, LocalReadAhead) else None)
+    return outcomes
 
 
 def _process_one(
@@ -62,6 +78,65 @@ def _process_one(
     except (Exception, FileTimeout) as exc:  # noqa: BLE001 - any failure is this file's line
         reason, partial = describe_failure(exc, opts.file_timeout)
         return failed(entry, reason, partial, fallback)
+
+
+def _read_ahead(entries: Batch, opts: Options) -> tuple[ReadAhead | None, bool]:
+    """How the batch's next files are read ahead of the one being parsed, and whether
+    it is a batch of local files (more than one).
+
+    URLs: their headers fetched, many at a time. Local files: the kernel asked
+    to read the next ones, while the batches before waited on their reads.
+    """
+    files = [e for e in entries if isinstance(e, Entry)]
+    urls = [e for e in files if is_url(e.path)]
+    if urls:
+        if opts.fetch_concurrency < 1:
+            return None, False
+        from .remote import Heads  # fsspec: only for URLs
+
+        try:
+            return Heads(urls, opts.fetch_concurrency), False
+        except Exception:  # noqa: BLE001 - each object then opened alone says what is wrong
+            return None, False
+    local = len(files) > 1
+    if local and _reads_wait and hasattr(os, "posix_fadvise"):
+        return LocalReadAhead([e.path for e in files]), local
+    return None, local
+
+
+def _clocks() -> tuple[float, float]:
+    """(wall clock, time this thread ran or was ready to run) in seconds.
+
+    Their difference is the time it was blocked: on reads, for a worker
+    reading local files. Linux says how long a thread waited for a CPU
+    (/proc/thread-self/schedstat), so a busy machine does not look like a
+    slow disk; elsewhere the thread's CPU time stands in.
+    """
+    wall = time.perf_counter()
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fp:
+            on_cpu, queued = fp.read().split()[:2]
+        return wall, (int(on_cpu) + int(queued)) / 1e9
+    except (OSError, ValueError):
+        return wall, time.thread_time()
+
+
+def _note_blocked(started: tuple[float, float], ended: tuple[float, float],
+                  cold: bool | None) -> None:
+    """After a local batch: read ahead in the next one while reads wait.
+
+    ``cold``: whether the read-ahead of this batch met files outside the
+    page cache (None: no read-ahead, or the system cannot tell).
+    """
+    global _reads_wait
+    wall = ended[0] - started[0]
+    blocked = (wall - (ended[1] - started[1])) / wall if wall > 0 else 0.0
+    if cold is not None:
+        _reads_wait = cold or blocked > WAIT_ON
+    elif blocked > WAIT_ON:
+        _reads_wait = True
+    elif blocked < WAIT_OFF:
+        _reads_wait = False
 
 
 def _restat(entry: Entry) -> Entry:

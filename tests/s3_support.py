@@ -61,12 +61,18 @@ class CountingProxy:
 
     ``delay`` (seconds) holds each request back that long before passing it on:
     the latency of a distant object store, per request, on a local server.
+    ``max_in_flight`` is the most requests seen waiting for their answer at once.
+    :meth:`fail` makes the next requests for a key answer 503 Slow Down, as a
+    throttled or overloaded store does, without reaching the server.
     """
 
     def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: dict[str, int] = {}  # "/bucket/key" -> requests still to fail
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -76,6 +82,19 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.requests = []
+            self.max_in_flight = self.in_flight
+
+    def fail(self, bucket_key: str, times: int = 1) -> None:
+        """Answer the next ``times`` requests for ``bucket_key`` with 503 Slow Down."""
+        with self._lock:
+            self._faults[f"/{bucket_key}"] = times
+
+    def _should_fail(self, target: str) -> bool:
+        with self._lock:
+            left = self._faults.get(target.split("?")[0], 0)
+            if left:
+                self._faults[target.split("?")[0]] = left - 1
+            return bool(left)
 
     def close(self) -> None:
         self._closed = True
@@ -109,14 +128,26 @@ class CountingProxy:
                     request = Request(method.decode(), target.decode())
                     with self._lock:
                         self.requests.append(request)
+                        self.in_flight += 1
+                        self.max_in_flight = max(self.max_in_flight, self.in_flight)
                     state["current"], state["expect_request"] = request, False
                     if self.delay:  # each connection has its own thread: delays overlap
                         time.sleep(self.delay)
+                    if self._should_fail(request.target):
+                        self._answered(state)
+                        src.sendall(SLOW_DOWN)  # the client's side: the server never sees it
+                        continue
                 dst.sendall(data)
         except OSError:
             pass
         finally:
             _shutdown(dst)
+
+    def _answered(self, state: dict) -> None:
+        with self._lock:
+            if not state["expect_request"]:
+                self.in_flight -= 1
+            state["expect_request"] = True
 
     def _pump_responses(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
         try:
@@ -124,12 +155,18 @@ class CountingProxy:
                 with self._lock:
                     if state["current"] is not None:
                         state["current"].received += len(data)
-                state["expect_request"] = True
+                self._answered(state)
                 dst.sendall(data)
         except OSError:
             pass
         finally:
             _shutdown(dst)
+
+
+_SLOW_DOWN_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                   b"<Message>Please reduce your request rate.</Message></Error>")
+SLOW_DOWN = (b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(_SLOW_DOWN_BODY) + _SLOW_DOWN_BODY)
 
 
 def _shutdown(sock: socket.socket) -> None:

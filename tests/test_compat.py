@@ -62,6 +62,10 @@ def test_s3fs_private_names():
     assert inspect.iscoroutinefunction(s3fs.S3FileSystem._iterdir) or inspect.isasyncgenfunction(
         s3fs.S3FileSystem._iterdir)
     assert isinstance(s3fs.core.S3File.details, property) and s3fs.core.S3File.details.fset
+    assert "max_items" in inspect.signature(s3fs.S3FileSystem._iterdir).parameters
+    # compat.cat_range: fsspec's async API, as the header prefetch awaits it
+    assert inspect.iscoroutinefunction(s3fs.S3FileSystem._cat_file)
+    assert {"start", "end"} <= set(inspect.signature(s3fs.S3FileSystem._cat_file).parameters)
 
 
 def test_a_missing_extra_names_its_pip_install():

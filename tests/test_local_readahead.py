@@ -1,0 +1,131 @@
+"""Local files read ahead (issue 11): while a worker's reads wait (a cold disk, a network
+filesystem), the kernel is asked to read the next files of its batch; when they are in
+the page cache already, it is not asked at all. Only a hint: records and errors are
+those of a run without it.
+
+Files are put out of the page cache with ``posix_fadvise(DONTNEED)`` (no root needed);
+where that cannot work (tmpfs, no RWF_NOWAIT), the tests that need it are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fastdump import worker
+from fastdump.source import LocalReadAhead
+from fastdump.types import Entry, Options
+
+from .conftest import pydicom_file
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise")
+
+NAMES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
+
+
+@pytest.fixture
+def folder(tmp_path) -> list[Entry]:
+    entries = []
+    for i in range(20):
+        path = tmp_path / f"{i:02d}-{NAMES[i % len(NAMES)]}"
+        shutil.copy(pydicom_file(NAMES[i % len(NAMES)]), path)
+        st = path.stat()
+        entries.append(Entry(str(path), st.st_size, st.st_mtime))
+    return entries
+
+
+@pytest.fixture
+def reads_wait(monkeypatch):
+    """The worker's state, restored after the test."""
+    monkeypatch.setattr(worker, "_reads_wait", worker._reads_wait)
+    return worker
+
+
+def cached(path: str) -> bool | None:
+    """Whether the first byte of ``path`` is in the page cache (None: cannot tell)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bool(os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT))
+    except BlockingIOError:
+        return False
+    except (OSError, AttributeError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def evict(entries: list[Entry]) -> None:
+    """Out of the page cache, or skip the test.
+
+    Whether it worked is asked of another file: asking starts reading the file
+    (RWF_NOWAIT does not wait, but the kernel reads the page for next time).
+    """
+    witness = Path(entries[0].path).with_name("witness")
+    shutil.copy(entries[0].path, witness)
+    for path in [*(e.path for e in entries), str(witness)]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    if cached(str(witness)) is not False:
+        pytest.skip("files cannot be put out of the page cache here (tmpfs?)")
+
+
+def lines(outcomes) -> list[bytes]:
+    return [o.error_line or o.payload for o in outcomes]
+
+
+def test_files_outside_the_page_cache_are_read_ahead(folder):
+    evict(folder)
+    ahead = LocalReadAhead([e.path for e in folder], window=8)
+    assert ahead.open(folder[0].path) is None  # a hint only: the file is opened as usual
+    assert ahead.cold is True
+    # Each file is asked once only: asking starts reading it. The last one hinted
+    # is asked until it is in (its reads were asked for after the others').
+    deadline = time.monotonic() + 10
+    while not cached(folder[8].path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert all(cached(e.path) for e in folder[1:8])  # the kernel read them ahead
+    assert not any(cached(e.path) for e in folder[12:])  # ... and no further
+
+
+def test_files_in_the_page_cache_are_not_hinted_and_stop_the_read_ahead(folder, reads_wait):
+    for entry in folder:
+        Path(entry.path).read_bytes()
+    if not all(cached(e.path) for e in folder):
+        pytest.skip("the page cache cannot be asked without waiting here")
+    ahead = LocalReadAhead([e.path for e in folder])
+    for entry in folder:
+        ahead.open(entry.path)
+    assert ahead.cold is False
+
+    worker.process_batch(folder, Options())  # imports done: only reads could wait now
+    reads_wait._reads_wait = True
+    worker.process_batch(folder, Options())
+    assert reads_wait._reads_wait is False  # the next batch is not read ahead
+
+
+def test_a_cold_batch_keeps_the_read_ahead_and_records_are_unchanged(folder, reads_wait):
+    reads_wait._reads_wait = False
+    plain = lines(worker.process_batch(folder, Options()))
+    evict(folder)
+    reads_wait._reads_wait = True
+    assert lines(worker.process_batch(folder, Options())) == plain
+    assert reads_wait._reads_wait is True
+
+
+def test_a_file_gone_before_its_turn_is_the_usual_error(folder, reads_wait):
+    reads_wait._reads_wait = False
+    expected = lines(worker.process_batch(folder, Options()))
+    os.unlink(folder[5].path)
+    reads_wait._reads_wait = True
+    got = lines(worker.process_batch(folder, Options()))
+    assert b"FileNotFoundError: the file was deleted or moved after the walk" in got[5]
+    assert got[:5] == expected[:5] and got[6:] == expected[6:]
