@@ -28,7 +28,7 @@ from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
 from .types import Entry, Found, Options, Outcome, Problem, ReadSettings, Skipped, Summary
-from .walk import read_path_list, walk
+from .walk import CHUNK, read_path_list, walk_chunks
 
 _WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
 
@@ -85,10 +85,11 @@ def dump(
     if resume:
         check_resume(out, fmt.read_summary(out), shard)
     opts = fmt.prepare(out, opts, resume)
-    previous = fmt.load_ledger(out) if resume else ledger.Ledger()
+    # --resume: what OUTDIR holds, indexed on disk (a file in OUTDIR, deleted at the end)
+    previous = fmt.load_ledger(out) if resume else None
     writer = fmt.open_writer(out, paths if files_from is None else [])
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    job = _Job(summary, previous, writer, progress, resume, shard, scheduler,
+    job = _Job(summary, previous, writer, progress, shard, scheduler,
                dedupe=len(paths) + (files_from is not None) > 1)
     try:
         job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
@@ -99,8 +100,10 @@ def dump(
     finally:
         writer.close()
         job.finish()
-    if resume and not summary.interrupted:
-        job.settle(fmt)
+    if previous is not None:
+        with contextlib.closing(previous):
+            if not summary.interrupted:
+                job.settle(fmt)
     summary.pydicom_version = _pydicom_version()
     fmt.write_summary(out, summary)
     return summary
@@ -109,14 +112,13 @@ def dump(
 class _Job:
     """The state of one run: counters, progress bar, what the walk has seen."""
 
-    def __init__(self, summary: Summary, previous: ledger.Ledger, writer: Writer, progress: bool,
-                 resume: bool, shard: Shard | None, scheduler: str | None, dedupe: bool):
+    def __init__(self, summary: Summary, previous: ledger.Ledger | None, writer: Writer,
+                 progress: bool, shard: Shard | None, scheduler: str | None, dedupe: bool):
         self.summary = summary
+        # --resume: what OUTDIR holds. Its index is on disk, and it notes there which
+        # files the walk found, so no run keeps per-file state in memory.
         self.previous = previous
         self.writer = writer
-        # --resume: every path found now, to tell changed and gone files (a fresh run
-        # keeps no per-file state, so its memory stays flat however big the archive)
-        self.current: dict[str, ledger.Stat] | None = {} if resume else None
         self.dedupe = dedupe  # several inputs may reach a file twice
         self.shard = shard  # --shard: files of other shards are not this run's
         self.scheduler = scheduler  # --scheduler: a Dask cluster instead of local processes
@@ -134,36 +136,44 @@ class _Job:
                 self._write(outcomes)
                 sizer.finished(len(outcomes))
 
-    def _to_read(self, found: Iterator[Found]) -> Iterator[Entry | Problem]:
-        """Count what the walk finds and pass on what must be read now."""
+    def _to_read(self, found: Iterator[list[Found]]) -> Iterator[Entry | Problem]:
+        """Count what the walk finds and pass on what must be read now.
+
+        The walk hands on a directory's files at a time; with --resume, each such
+        chunk is looked up in the ledger's index at once.
+        """
         s = self.summary
-        for item in found:
-            if not in_shard(item.path, self.shard):
+        previous = self.previous
+        for chunk in found:
+            files: list[Entry | Problem] = []
+            for item in chunk:
+                if not in_shard(item.path, self.shard):
+                    continue
+                if isinstance(item, Skipped):
+                    s.skipped += 1
+                    continue
+                files.append(item)
+            s.files += len(files)
+            if previous is None:  # a fresh run: every file is new
+                s.new += len(files)
+                self.bar.total += len(files)
+                yield from files
                 continue
-            if isinstance(item, Skipped):
-                s.skipped += 1
-                continue
-            s.files += 1
-            stat = (item.size, item.mtime)
-            if self.current is not None:
-                self.current[item.path] = stat
-            before = self.previous.done.get(item.path)
-            if before is None:
-                s.new += 1
-            elif before == stat:
-                s.unchanged += 1
-                continue
-            else:
-                s.changed += 1
-            self.bar.total += 1
-            yield item
+            for item, before in zip(files, previous.check(files), strict=True):
+                if before is None:
+                    s.new += 1
+                elif before == (item.size, item.mtime):
+                    s.unchanged += 1
+                    continue
+                else:
+                    s.changed += 1
+                self.bar.total += 1
+                yield item
 
     def _write(self, outcomes: list[Outcome]) -> None:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
-            if self.current is not None:  # the stat the worker read: the file may have changed
-                self.current[outcome.path] = (outcome.size, outcome.mtime)
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
@@ -192,12 +202,13 @@ class _Job:
 
     def settle(self, fmt: Format) -> None:
         """After a resume: drop records of changed and vanished files, and duplicates."""
-        assert self.current is not None  # kept by every resumed run
-        gone = set(self.previous.done) - set(self.current)
-        self.summary.gone = len(gone)
-        if gone or self.summary.changed or self.previous.duplicates:
-            dropped = fmt.compact(Path(self.summary.out_dir), self.current)
-            self.writer.forget(dropped, self.current)
+        previous = self.previous
+        assert previous is not None  # kept by every resumed run
+        s = self.summary
+        # The walk meets each file once: the ledger's other files are gone.
+        s.gone = previous.paths - s.unchanged - s.changed
+        if s.gone or s.changed or previous.duplicates:
+            fmt.compact(Path(s.out_dir), previous, self.writer.forget)
 
 
 def _progress_bar(progress: bool) -> Any:
@@ -228,28 +239,30 @@ def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]
         yield from read_path_list(files_from)
 
 
-def _walk_in_background(inputs: Iterator[str], follow: bool, dedupe: bool) -> Iterator[Found]:
+def _walk_in_background(inputs: Iterator[str], follow: bool,
+                        dedupe: bool) -> Iterator[list[Found]]:
     """Walk in a thread so the progress bar learns the total while files are read.
 
     The queue is bounded: a walk far ahead of the workers would otherwise hold
-    the whole archive's paths in memory.
+    the whole archive's paths in memory. It passes chunks (a directory's files),
+    not single files: a queue's locks cost more than what a resume does per file.
     """
-    found: queue.Queue = queue.Queue(maxsize=_WALK_AHEAD)
+    found: queue.Queue = queue.Queue(maxsize=max(1, _WALK_AHEAD // CHUNK))
     done = object()
     failure: list[BaseException] = []
 
     def producer() -> None:
         try:
-            for item in walk(inputs, follow_symlinks=follow, dedupe=dedupe):
-                found.put(item)
+            for chunk in walk_chunks(inputs, follow_symlinks=follow, dedupe=dedupe):
+                found.put(chunk)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             failure.append(exc)
         finally:
             found.put(done)
 
     threading.Thread(target=producer, name="fastdump-walk", daemon=True).start()
-    while (item := found.get()) is not done:
-        yield item
+    while (chunk := found.get()) is not done:
+        yield chunk
     if failure:
         raise failure[0]
 

@@ -40,7 +40,7 @@ from ..compat import import_optional
 from ..errors import MergeError, OptionError, OutputDirError
 from ..lines import dumps_line
 from ..outdir import PLAIN, UNDERSCORED, atomic_write
-from ..types import Options, Outcome, Stat
+from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
 
 INDEX_FILE = "_index.jsonl"  # the ledger
@@ -253,6 +253,11 @@ class ParquetFormat(Format):
             reconcile(out)
         return dataclasses.replace(opts, columns=columns)
 
+    def compact(self, out: Path, previous: ledger.Ledger,
+                forget: ledger.Forget | None = None) -> None:
+        super().compact(out, previous, forget)
+        reconcile(out)  # the compacted ledger no longer lists rows of changed and vanished files
+
     def finished(self, out: Path) -> bool:
         return super().finished(out) and not any(out.glob(".part-*.parquet.tmp"))
 
@@ -306,10 +311,6 @@ class ParquetWriter(Writer):
     def close(self) -> None:
         self._close_part()
         super().close()
-
-    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
-        # The compacted ledger no longer lists the rows of changed and vanished files.
-        reconcile(self.out_dir)
 
     @property
     def _part_name(self) -> str:
