@@ -28,10 +28,13 @@ Near the bottom of the layers: it imports nothing of fastdump.
 from __future__ import annotations
 
 import os
-import sqlite3
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 INDEX_FILE = ".fastdump-resume.sqlite"  # in OUTDIR, during a --resume
 CACHE_KIB = 4 << 10  # SQLite page cache of each store, in KiB: all the memory it may take
@@ -51,7 +54,12 @@ def path_of(stored: bytes) -> str:
 
 
 def _connect(target: str) -> sqlite3.Connection:
-    """A connection for one writer that needs no durability: whatever it holds can be rebuilt."""
+    """A connection for one writer that needs no durability: whatever it holds can be rebuilt.
+
+    sqlite3 is imported here: a run that neither resumes nor de-duplicates never loads it.
+    """
+    import sqlite3
+
     db = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=True)
     for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
                    "temp_store = FILE"):
