@@ -28,6 +28,7 @@ Near the bottom of the layers: it imports nothing of fastdump.
 from __future__ import annotations
 
 import os
+import weakref
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -99,6 +100,8 @@ class LedgerIndex:
             CREATE TABLE current (place INTEGER PRIMARY KEY, changed INTEGER);
         """)
         self._db.execute("BEGIN")  # never committed: the file is deleted at the end
+        # deleted at close(), or when the index is dropped or Python exits (a run that raised)
+        self._remove = weakref.finalize(self, _remove, self._db, self.file)
         self.paths = 0  # distinct paths
         self.lines = 0
 
@@ -179,11 +182,15 @@ class LedgerIndex:
             yield path_of(path), (size, mtime)
 
     def close(self) -> None:
-        """Close and delete the index (it is rebuilt at every resume)."""
-        try:
-            self._db.close()
-        finally:
-            self.file.unlink(missing_ok=True)
+        """Close and delete the index (it is rebuilt at every resume). Idempotent."""
+        self._remove()
+
+
+def _remove(db: sqlite3.Connection, file: Path) -> None:
+    try:
+        db.close()
+    finally:
+        file.unlink(missing_ok=True)
 
 
 class SeenPaths:

@@ -89,8 +89,9 @@ def dump(
     previous = fmt.load_ledger(out) if resume else None
     writer = fmt.open_writer(out, paths if files_from is None else [])
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
+    # several inputs, or a list (which may name a file twice), may reach a file twice
     job = _Job(summary, previous, writer, progress, shard, scheduler,
-               dedupe=len(paths) + (files_from is not None) > 1)
+               dedupe=len(paths) > 1 or files_from is not None)
     try:
         job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs, batch_size)
     except KeyboardInterrupt:
@@ -205,7 +206,8 @@ class _Job:
         previous = self.previous
         assert previous is not None  # kept by every resumed run
         s = self.summary
-        # The walk meets each file once: the ledger's other files are gone.
+        # The walk meets each file once (what two inputs both reach is de-duplicated):
+        # the ledger's other files are gone.
         s.gone = previous.paths - s.unchanged - s.changed
         if s.gone or s.changed or previous.duplicates:
             fmt.compact(Path(s.out_dir), previous, self.writer.forget)

@@ -72,7 +72,8 @@ def walk_chunks(
             try:
                 st = os.stat(path)
             except OSError as exc:
-                yield [Problem(path, _os_reason(exc, "cannot read"))]
+                if seen.first_time([path])[0]:  # (a list may name a missing file twice)
+                    yield [Problem(path, _os_reason(exc, "cannot read"))]
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from _walk_dir(path, st, follow_symlinks, seen, visited_dirs)
@@ -87,7 +88,7 @@ def _walk_url(url: str, seen: SeenPaths | _Unseen) -> Iterator[list[Found]]:
 
     # walk_url's own check of its ``seen`` set is left a no-op: this walk's set is on disk.
     for found in walk_url(url, _Unseen()):
-        if isinstance(found, Problem) or seen.first_time([found.path])[0]:
+        if seen.first_time([found.path])[0]:
             yield [found]
 
 

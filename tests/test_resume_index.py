@@ -200,6 +200,24 @@ def test_overlapping_inputs_and_files_from_are_dumped_once_and_resumed(src, tmp_
     assert records(out) == clean_run(src, tmp_path)
 
 
+def test_a_list_that_names_a_file_twice(src, tmp_path):
+    out = tmp_path / "out"
+    names = sorted(regular_files(src))
+    listing = [f"{p}\n" for p in names + names[:5]]  # a list with five paths twice
+    first = fastdump.dump([], out, files_from=listing, progress=False, jobs=1)
+    assert first.files == len(names) and len(records(out)) == len(names)
+    os.remove(names[0])
+    again = fastdump.dump([], out, files_from=listing, resume=True, progress=False, jobs=1)
+    # the listed file that is gone now is an error line (cannot read), not a gone one
+    assert (again.files, again.unchanged, again.changed, again.gone) == (
+        len(names), len(names) - 1, 1, 0)
+    assert set(records(out)) == set(names)
+    listing = [f"{p}\n" for p in names[1:] + names[1:6]]
+    again = fastdump.dump([], out, files_from=listing, resume=True, progress=False, jobs=1)
+    assert (again.files, again.unchanged, again.gone) == (len(names) - 1, len(names) - 1, 1)
+    assert set(records(out)) == set(names[1:])
+
+
 def test_walk_remembers_paths_on_disk_beyond_its_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(index_module, "CACHE_KIB", 64)  # so that the set spills to disk
     seen = SeenPaths()
