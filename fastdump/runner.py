@@ -28,7 +28,7 @@ from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
 from .types import Entry, Found, Options, Outcome, Problem, ReadSettings, Skipped, Summary
-from .walk import CHUNK, read_path_list, walk_chunks
+from .walk import read_path_list, walk_chunks
 
 _WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
 
@@ -249,7 +249,7 @@ def _walk_in_background(inputs: Iterator[str], follow: bool,
     the whole archive's paths in memory. It passes chunks (a directory's files),
     not single files: a queue's locks cost more than what a resume does per file.
     """
-    found: queue.Queue = queue.Queue(maxsize=max(1, _WALK_AHEAD // CHUNK))
+    found = _ChunkQueue(maxsize=_WALK_AHEAD)
     done = object()
     failure: list[BaseException] = []
 
@@ -267,6 +267,32 @@ def _walk_in_background(inputs: Iterator[str], follow: bool,
         yield chunk
     if failure:
         raise failure[0]
+
+
+class _ChunkQueue(queue.Queue):
+    """A queue of chunks of files, bounded by the files it holds (``maxsize``)."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.files = 0
+
+    def _qsize(self) -> int:
+        return self.files
+
+    def _put(self, chunk: Any) -> None:
+        super()._put(chunk)
+        self.files += _weight(chunk)
+
+    def _get(self) -> Any:
+        chunk = super()._get()
+        self.files -= _weight(chunk)
+        return chunk
+
+
+def _weight(chunk: Any) -> int:
+    """What a chunk counts for: its files; anything else (the end marker) is one, so that
+    the queue is never empty while it holds something."""
+    return max(1, len(chunk)) if isinstance(chunk, list) else 1
 
 
 def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:
