@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 INDEX_FILE = ".fastdump-resume.sqlite"  # in OUTDIR, during a --resume
 CACHE_KIB = 4 << 10  # SQLite page cache of each store, in KiB: all the memory it may take
-LOOKUP = 512  # paths per lookup statement (older SQLite allows 999 parameters)
+LOOKUP = 512  # paths per lookup statement (SQLite before 3.32 allows 999 parameters)
 ERRORS_FILE = 1 << 48  # where a line of the errors file is: ERRORS_FILE + its offset
 
 Row = tuple[bytes, int | None, float | None, int]  # key, size, mtime, where its line starts
@@ -83,9 +83,9 @@ class LedgerIndex:
 
     A line's place is an integer: its byte offset in the ledger, plus
     :data:`ERRORS_FILE` for a line of the errors file. Each path keeps the stat
-    and the place of its *winner*: the line a compaction keeps if the file is
-    still there unchanged (of the lines with its latest stat, the last one of
-    the ledger, else the first of the errors file).
+    of its last line and the place of its *winner*: the line a compaction keeps
+    if the file is still there unchanged (of its lines with that stat, the last
+    one of the ledger, else the first of the errors file).
     """
 
     def __init__(self, out_dir: Path) -> None:
@@ -96,6 +96,8 @@ class LedgerIndex:
         self._db.executescript("""
             CREATE TABLE line (path BLOB PRIMARY KEY, size INTEGER, mtime REAL,
                                place INTEGER) WITHOUT ROWID;
+            CREATE TABLE repeat (path BLOB, size INTEGER, mtime REAL, place INTEGER,
+                                 PRIMARY KEY (path, place)) WITHOUT ROWID;
             CREATE TABLE found (chunk BLOB);
             CREATE TABLE current (place INTEGER PRIMARY KEY, changed INTEGER);
         """)
@@ -115,19 +117,51 @@ class LedgerIndex:
     # -- building, from the ledger's lines in file order --------------------------
 
     def add(self, rows: list[Row]) -> int:
-        """Index a run of lines, in file order; returns how many repeat a path already seen."""
+        """Index a run of lines, in file order; returns how many repeat a path already seen.
+
+        A path's first line goes into ``line``; the lines of a path met again (rare: a
+        kill, a changed file) are all kept aside in ``repeat`` until :meth:`built`.
+        """
         added = self._db.executemany(
             "INSERT OR IGNORE INTO line VALUES (?, ?, ?, ?)", rows).rowcount
-        if added < len(rows):  # a path met again: replay the run with the winner rule
-            self._db.executemany(
-                f"""INSERT INTO line VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET
-                    place = CASE WHEN excluded.place >= {ERRORS_FILE}
-                                  AND size IS excluded.size AND mtime IS excluded.mtime
-                                 THEN place ELSE excluded.place END,
-                    size = excluded.size, mtime = excluded.mtime""", rows)
+        if added < len(rows):
+            db = self._db
+            for row in rows:
+                first = db.execute("SELECT place FROM line WHERE path = ?", row[:1]).fetchone()
+                if first[0] != row[3]:
+                    db.execute("INSERT OR IGNORE INTO repeat SELECT * FROM line WHERE path = ?",
+                               row[:1])
+                    db.execute("INSERT OR IGNORE INTO repeat VALUES (?, ?, ?, ?)", row)
         self.paths += added
         self.lines += len(rows)
         return len(rows) - added
+
+    def built(self) -> None:
+        """After the last :meth:`add`: each path met more than once gets the stat of its last
+        line and, of the lines with that stat, the last of the ledger, else the first of the
+        errors file, as its winner. One path's lines at a time are in memory."""
+        db = self._db
+        lines: list[tuple[int | None, float | None, int]] = []
+        cursor = db.cursor()
+        path = None
+        for repeated, size, mtime, place in cursor.execute(
+                "SELECT path, size, mtime, place FROM repeat ORDER BY path, place"):
+            if repeated != path and lines:
+                self._settle(path, lines)
+                lines = []
+            path = repeated
+            lines.append((size, mtime, place))
+        if lines:
+            self._settle(path, lines)
+        db.execute("DELETE FROM repeat")
+
+    def _settle(self, path: bytes | None, lines: list[tuple[int | None, float | None, int]]):
+        size, mtime, _ = lines[-1]
+        same = [place for s, m, place in lines if (s, m) == (size, mtime)]
+        in_ledger = [place for place in same if place < ERRORS_FILE]
+        winner = in_ledger[-1] if in_ledger else same[0]
+        self._db.execute("UPDATE line SET size = ?, mtime = ?, place = ? WHERE path = ?",
+                         (size, mtime, winner, path))
 
     # -- during the run ----------------------------------------------------------
 

@@ -100,6 +100,7 @@ def load(out_dir: Path, ledger_name: str, errors_name: str) -> Ledger:
                 for rows, end in _rows(fp, ERRORS_FILE if file_no else 0):
                     duplicates += index.add(rows)
                     ends[file_no] = end
+        index.built()
     except BaseException:
         index.close()
         raise

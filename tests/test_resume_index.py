@@ -267,6 +267,69 @@ def test_index_lookups_and_compaction_beyond_its_cache(tmp_path, monkeypatch):
     assert not (tmp_path / INDEX_FILE).exists()
 
 
+def old_compact(files: list[bytes], current: dict) -> list[bytes]:
+    """What compaction did before the index (a dict of winners), for comparison."""
+    winners: dict[str, tuple[int, int]] = {}
+    for file_no, data in enumerate(files):
+        for line_no, line in enumerate(data.splitlines(keepends=True)):
+            path, stat = ledger.parse_prefix(line)
+            if current.get(path) == stat and (file_no == 0 or path not in winners):
+                winners[path] = (file_no, line_no)
+    keep = set(winners.values())
+    return [b"".join(line for n, line in enumerate(data.splitlines(keepends=True))
+                     if (file_no, n) in keep) for file_no, data in enumerate(files)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_compaction_keeps_what_the_dict_of_winners_kept(tmp_path, seed):
+    import random
+
+    rng = random.Random(seed)
+    paths = [f"/a/{i}" for i in range(rng.randint(1, 30))]
+    stats = [(rng.choice([None, 1, 2]), rng.choice([None, 1.0, 2.5])) for _ in range(3)]
+
+    def line(path, stat, error=False):
+        rec = {"path": path, "size": stat[0], "mtime": stat[1]}
+        return dumps_line({**rec, "error": "E: x"} if error else {**rec, "dataset": {}})
+
+    old = [[], []]  # lines of the ledger and of errors.jsonl, as earlier runs left them
+    for _ in range(rng.randint(1, 60)):
+        file_no = rng.random() < 0.3
+        old[file_no].append(line(rng.choice(paths), rng.choice(stats), error=file_no))
+    done: dict[str, tuple] = {}  # what the old load made of them: the last line's stat
+    for file_no in (0, 1):
+        for text in old[file_no]:
+            path, stat = ledger.parse_prefix(text)
+            done[path] = stat
+    (tmp_path / "dump.jsonl").write_bytes(b"".join(old[0]))
+    (tmp_path / "errors.jsonl").write_bytes(b"".join(old[1]))
+    loaded = ledger.load(tmp_path, "dump.jsonl", "errors.jsonl")
+    # this run: each file gone, unchanged or changed (read again: a new line), and new ones
+    current, walked, appended = {}, [], [[], []]
+    for n, path in enumerate([*done, "/new/1", "/new/2"]):
+        fate = rng.choice(["gone", "same", "changed"]) if path in done else "new"
+        if fate == "gone":
+            continue
+        stat = done[path] if fate == "same" else (1000 + n, 7.0)
+        walked.append(Entry(path, *stat))
+        current[path] = stat
+        if fate != "same":
+            file_no = rng.random() < 0.3
+            appended[file_no].append(line(path, stat, error=file_no))
+    assert loaded.check(walked) == [done.get(e.path) for e in walked]
+    for name, lines_ in zip(("dump.jsonl", "errors.jsonl"), appended, strict=True):
+        with open(tmp_path / name, "ab") as fp:
+            fp.writelines(lines_)
+    expected = old_compact([b"".join(old[0] + appended[0]), b"".join(old[1] + appended[1])],
+                           current)
+    try:
+        ledger.compact(tmp_path, "dump.jsonl", "errors.jsonl", loaded)
+    finally:
+        loaded.close()
+    assert [(tmp_path / n).read_bytes() for n in ("dump.jsonl", "errors.jsonl")] == expected
+    assert len(set(done) - set(current)) == loaded.paths - sum(e.path in done for e in walked)
+
+
 # --- memory ----------------------------------------------------------------------------
 
 MEMORY_PROBE = textwrap.dedent("""
