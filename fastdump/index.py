@@ -61,7 +61,8 @@ def _connect(target: str) -> sqlite3.Connection:
     """
     import sqlite3
 
-    db = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=True)
+    # One thread uses it at a time; the clean-up of an index dropped unclosed may run in another.
+    db = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=False)
     for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KIB}",
                    "temp_store = FILE"):
         db.execute(f"PRAGMA {pragma}")
