@@ -39,7 +39,7 @@ from .types import (
     Skipped,
     Summary,
 )
-from .walk import read_path_list, walk
+from .walk import read_path_list, walk_chunks
 
 _WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
 
@@ -100,12 +100,14 @@ def dump(
         check_resume(out, fmt.read_summary(out), shard)
     with writing(out):
         opts = fmt.prepare(out, opts, resume)
-    previous = fmt.load_ledger(out) if resume else ledger.Ledger()
+    # --resume: what OUTDIR holds, indexed on disk (a file in OUTDIR, deleted at the end)
+    previous = fmt.load_ledger(out) if resume else None
     with writing(out):
         writer = fmt.open_writer(out, paths if files_from is None else [])
     summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    job = _Job(summary, fmt, previous, writer, progress, resume, shard, scheduler,
-               dedupe=len(paths) + (files_from is not None) > 1)
+    # several inputs, or a list (which may name a file twice), may reach a file twice
+    job = _Job(summary, fmt, previous, writer, progress, shard, scheduler,
+               dedupe=len(paths) > 1 or files_from is not None)
     # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
     # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
     with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
@@ -117,8 +119,10 @@ def dump(
             job.stopped(exc)
         finally:
             job.close()
-        if resume and not summary.interrupted:
-            job.settle()
+        if previous is not None:
+            with contextlib.closing(previous):
+                if not summary.interrupted:
+                    job.settle()
         summary.pydicom_version = compat.pydicom_version()
         job.write_summary()
     if job.failure is not None:
@@ -129,17 +133,14 @@ def dump(
 class _Job:
     """The state of one run: counters, progress bar, what the walk has seen."""
 
-    def __init__(self, summary: Summary, fmt: Format, previous: ledger.Ledger, writer: Writer,
-                 progress: bool, resume: bool, shard: Shard | None, scheduler: str | None,
+    def __init__(self, summary: Summary, fmt: Format, previous: ledger.Ledger | None,
+                 writer: Writer, progress: bool, shard: Shard | None, scheduler: str | None,
                  dedupe: bool):
         self.summary = summary
         self.fmt = fmt
         self.out = Path(summary.out_dir)
         self.previous = previous
         self.writer = writer
-        # --resume: every path found now, to tell changed and gone files (a fresh run
-        # keeps no per-file state, so its memory stays flat however big the archive)
-        self.current: dict[str, ledger.Stat] | None = {} if resume else None
         self.dedupe = dedupe  # several inputs may reach a file twice
         self.shard = shard  # --shard: files of other shards are not this run's
         self.scheduler = scheduler  # --scheduler: a Dask cluster instead of local processes
@@ -158,29 +159,39 @@ class _Job:
                 self._write(outcomes)
                 sizer.finished(len(outcomes))
 
-    def _to_read(self, found: Iterator[Found]) -> Iterator[Entry | Problem]:
-        """Count what the walk finds and pass on what must be read now."""
+    def _to_read(self, found: Iterator[list[Found]]) -> Iterator[Entry | Problem]:
+        """Count what the walk finds and pass on what must be read now.
+
+        The walk hands on a directory's files at a time; with --resume, each such
+        chunk is looked up in the ledger's index at once.
+        """
         s = self.summary
-        for item in found:
-            if not in_shard(item.path, self.shard):
+        previous = self.previous
+        for chunk in found:
+            files: list[Entry | Problem] = []
+            for item in chunk:
+                if not in_shard(item.path, self.shard):
+                    continue
+                if isinstance(item, Skipped):
+                    s.skipped += 1
+                    continue
+                files.append(item)
+            s.files += len(files)
+            if previous is None:  # a fresh run: every file is new
+                s.new += len(files)
+                self.bar.total += len(files)
+                yield from files
                 continue
-            if isinstance(item, Skipped):
-                s.skipped += 1
-                continue
-            s.files += 1
-            stat = (item.size, item.mtime)
-            if self.current is not None:
-                self.current[item.path] = stat
-            before = self.previous.done.get(item.path)
-            if before is None:
-                s.new += 1
-            elif before == stat:
-                s.unchanged += 1
-                continue
-            else:
-                s.changed += 1
-            self.bar.total += 1
-            yield item
+            for item, before in zip(files, previous.check(files), strict=True):
+                if before is None:
+                    s.new += 1
+                elif before == (item.size, item.mtime):
+                    s.unchanged += 1
+                    continue
+                else:
+                    s.changed += 1
+                self.bar.total += 1
+                yield item
 
     def _write(self, outcomes: list[Outcome]) -> None:
         # A batch is written whole before a stop signal is acted on.
@@ -191,8 +202,6 @@ class _Job:
         s = self.summary
         nbytes = 0
         for outcome in outcomes:
-            if self.current is not None:  # the stat the worker read: the file may have changed
-                self.current[outcome.path] = (outcome.size, outcome.mtime)
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
                 s.errors += 1
@@ -271,16 +280,18 @@ class _Job:
 
     def settle(self) -> None:
         """After a resume: drop records of changed and vanished files, and duplicates."""
-        assert self.current is not None  # kept by every resumed run
-        gone = set(self.previous.done) - set(self.current)
-        self.summary.gone = len(gone)
-        if gone or self.summary.changed or self.previous.duplicates:
+        previous = self.previous
+        assert previous is not None  # kept by every resumed run
+        s = self.summary
+        # The walk meets each file once (what two inputs both reach is de-duplicated):
+        # the ledger's other files are gone.
+        s.gone = previous.paths - s.unchanged - s.changed
+        if s.gone or s.changed or previous.duplicates:
             # Interruptible: every file is rewritten under a temporary name and
             # renamed, and the next --resume compacts again.
             try:
                 with stopping.interruptible(), writing(self.out):
-                    dropped = self.fmt.compact(self.out, self.current)
-                    self.writer.forget(dropped, self.current)
+                    self.fmt.compact(self.out, previous, self.writer.forget)
             except (KeyboardInterrupt, OutputWriteError) as exc:
                 self.stopped(exc)
 
@@ -313,30 +324,58 @@ def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]
         yield from read_path_list(files_from)
 
 
-def _walk_in_background(inputs: Iterator[str], follow: bool, dedupe: bool) -> Iterator[Found]:
+def _walk_in_background(inputs: Iterator[str], follow: bool,
+                        dedupe: bool) -> Iterator[list[Found]]:
     """Walk in a thread so the progress bar learns the total while files are read.
 
     The queue is bounded: a walk far ahead of the workers would otherwise hold
-    the whole archive's paths in memory.
+    the whole archive's paths in memory. It passes chunks (a directory's files),
+    not single files: a queue's locks cost more than what a resume does per file.
     """
-    found: queue.Queue = queue.Queue(maxsize=_WALK_AHEAD)
+    found = _ChunkQueue(maxsize=_WALK_AHEAD)
     done = object()
     failure: list[BaseException] = []
 
     def producer() -> None:
         try:
-            for item in walk(inputs, follow_symlinks=follow, dedupe=dedupe):
-                found.put(item)
+            for chunk in walk_chunks(inputs, follow_symlinks=follow, dedupe=dedupe):
+                found.put(chunk)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             failure.append(exc)
         finally:
             found.put(done)
 
     threading.Thread(target=producer, name="fastdump-walk", daemon=True).start()
-    while (item := found.get()) is not done:
-        yield item
+    while (chunk := found.get()) is not done:
+        yield chunk
     if failure:
         raise failure[0]
+
+
+class _ChunkQueue(queue.Queue):
+    """A queue of chunks of files, bounded by the files it holds (``maxsize``)."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.files = 0
+
+    def _qsize(self) -> int:
+        return self.files
+
+    def _put(self, chunk: Any) -> None:
+        super()._put(chunk)
+        self.files += _weight(chunk)
+
+    def _get(self) -> Any:
+        chunk = super()._get()
+        self.files -= _weight(chunk)
+        return chunk
+
+
+def _weight(chunk: Any) -> int:
+    """What a chunk counts for: its files; anything else (the end marker) is one, so that
+    the queue is never empty while it holds something."""
+    return max(1, len(chunk)) if isinstance(chunk, list) else 1
 
 
 def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:

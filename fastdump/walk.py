@@ -1,8 +1,11 @@
 """Inputs -> a stream of files to dump.
 
-The walk is a generator: dumping starts with the first file found, and the
-only thing kept in memory is the set of paths already yielded (so a file that
-is reachable twice, e.g. through overlapping PATHs, is dumped once).
+The walk is a generator: dumping starts with the first directory listed. It
+hands on a directory's files at a time (:func:`walk_chunks`; :func:`walk`
+yields them one by one). When several inputs may reach one file twice (e.g.
+overlapping PATHs), the paths already handed on are remembered on disk
+(:class:`~fastdump.index.SeenPaths`), so that the file is dumped once and memory
+stays flat however many files there are; a single input keeps no per-file state.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 
+from .index import SeenPaths
 from .source import is_url
 from .types import Entry, Found, Problem, Skipped
+
+CHUNK = 1000  # most files in one chunk: a bigger directory is handed on in several
 
 
 def read_path_list(lines: Iterable[str]) -> Iterator[str]:
@@ -29,6 +35,12 @@ class _Unseen(set):
     def add(self, path: str) -> None:
         pass
 
+    def first_time(self, paths: list[str]) -> list[bool]:
+        return [True] * len(paths)
+
+    def close(self) -> None:
+        pass
+
 
 def walk(
     inputs: Iterable[str], *, follow_symlinks: bool = False, dedupe: bool = True
@@ -38,45 +50,61 @@ def walk(
     Symlinks found inside directories are skipped unless ``follow_symlinks``;
     a symlink named directly in ``inputs`` is always followed, as ``find -H`` does.
     Directories are visited in sorted order, so two walks of the same tree agree.
-    ``dedupe=False`` (one input: a tree never repeats a path) keeps memory flat.
+    ``dedupe=False`` (one input: a tree never repeats a path) keeps no set of paths.
     """
-    seen: set[str] = set() if dedupe else _Unseen()
+    for chunk in walk_chunks(inputs, follow_symlinks=follow_symlinks, dedupe=dedupe):
+        yield from chunk
+
+
+def walk_chunks(
+    inputs: Iterable[str], *, follow_symlinks: bool = False, dedupe: bool = True
+) -> Iterator[list[Found]]:
+    """:func:`walk`, a chunk at a time: a directory's files (at most :data:`CHUNK`), or one
+    file named as an input. A chunk is handed on as soon as its directory is listed."""
+    seen: SeenPaths | _Unseen = SeenPaths() if dedupe else _Unseen()
     visited_dirs: set[tuple[int, int]] = set()
-    for given in inputs:
-        if is_url(given):  # s3://bucket/prefix/ and other fsspec URLs
-            from .remote import walk_url
+    try:
+        for given in inputs:
+            if is_url(given):  # s3://bucket/prefix/ and other fsspec URLs
+                yield from _walk_url(given, seen)
+                continue
+            path = os.path.abspath(given)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                if seen.first_time([path])[0]:  # (a list may name a missing file twice)
+                    yield [Problem(path, _os_reason(exc, "cannot read"))]
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                yield from _walk_dir(path, st, follow_symlinks, seen, visited_dirs)
+            elif seen.first_time([path])[0]:
+                yield [_one_file(path, st)]
+    finally:
+        seen.close()
 
-            yield from walk_url(given, seen)
-            continue
-        path = os.path.abspath(given)
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            yield Problem(path, _os_reason(exc, "cannot read"))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(path, st, follow_symlinks, seen, visited_dirs)
-        else:
-            yield from _one_file(path, st, seen)
+
+def _walk_url(url: str, seen: SeenPaths | _Unseen) -> Iterator[list[Found]]:
+    from .remote import walk_url
+
+    # walk_url's own check of its ``seen`` set is left a no-op: this walk's set is on disk.
+    for found in walk_url(url, _Unseen()):
+        if seen.first_time([found.path])[0]:
+            yield [found]
 
 
-def _one_file(path: str, st: os.stat_result, seen: set[str]) -> Iterator[Found]:
-    if path in seen:
-        return
-    seen.add(path)
+def _one_file(path: str, st: os.stat_result) -> Found:
     if stat.S_ISREG(st.st_mode):
-        yield Entry(path, st.st_size, st.st_mtime)
-    else:
-        yield Skipped(path, "not a regular file")
+        return Entry(path, st.st_size, st.st_mtime)
+    return Skipped(path, "not a regular file")
 
 
 def _walk_dir(
     root: str,
     root_st: os.stat_result,
     follow_symlinks: bool,
-    seen: set[str],
+    seen: SeenPaths | _Unseen,
     visited_dirs: set[tuple[int, int]],
-) -> Iterator[Found]:
+) -> Iterator[list[Found]]:
     # An explicit stack instead of recursion: archives can nest deeper than
     # Python's recursion limit, and followed symlinks can form loops.
     stack = [(root, root_st)]
@@ -90,37 +118,46 @@ def _walk_dir(
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            yield Problem(directory, _os_reason(exc, "cannot list directory"))
+            yield [Problem(directory, _os_reason(exc, "cannot list directory"))]
             continue
         subdirs = []
+        listed: list[Found] = []
+        once: list[int] = []  # which of listed are files met once at most (not problems)
         for child in children:
-            found, subdir = _classify(child, follow_symlinks, seen)
+            found, subdir, counted = _classify(child, follow_symlinks)
             if found is not None:
-                yield found
+                if counted:
+                    once.append(len(listed))
+                listed.append(found)
             if subdir is not None:
                 subdirs.append(subdir)
+        if once and not isinstance(seen, _Unseen):
+            first = seen.first_time([listed[i].path for i in once])
+            repeated = {i for i, new in zip(once, first, strict=True) if not new}
+            listed = [f for i, f in enumerate(listed) if i not in repeated]
+        for start in range(0, len(listed), CHUNK):
+            yield listed[start:start + CHUNK]
         stack.extend(reversed(subdirs))
 
 
 def _classify(
-    child: os.DirEntry, follow_symlinks: bool, seen: set[str]
-) -> tuple[Found | None, tuple[str, os.stat_result] | None]:
+    child: os.DirEntry, follow_symlinks: bool
+) -> tuple[Found | None, tuple[str, os.stat_result] | None, bool]:
+    """What a directory entry is: a file (and whether it counts against ``seen``), or a
+    subdirectory to walk."""
     path = child.path
     try:
         is_link = child.is_symlink()
         if is_link and not follow_symlinks:
-            return Skipped(path, "symlink (use --follow-symlinks to follow)"), None
+            return Skipped(path, "symlink (use --follow-symlinks to follow)"), None, False
         st = child.stat(follow_symlinks=True)
     except OSError as exc:
-        return Problem(path, _os_reason(exc, "cannot stat")), None
+        return Problem(path, _os_reason(exc, "cannot stat")), None, False
     if stat.S_ISDIR(st.st_mode):
-        return None, (path, st)
-    if path in seen:
-        return None, None
-    seen.add(path)
+        return None, (path, st), False
     if stat.S_ISREG(st.st_mode):
-        return Entry(path, st.st_size, st.st_mtime), None
-    return Skipped(path, "not a regular file"), None
+        return Entry(path, st.st_size, st.st_mtime), None, True
+    return Skipped(path, "not a regular file"), None, True
 
 
 def _os_reason(exc: OSError, what: str) -> str:

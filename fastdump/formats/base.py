@@ -23,7 +23,7 @@ from .._version import __version__
 from ..errors import OptionError, OutputDirError
 from ..lines import dumps_line
 from ..outdir import PLAIN, LineFile, SideFiles, atomic_write, find_manifest, writing
-from ..types import Options, Outcome, Stat, Summary
+from ..types import Options, Outcome, Summary
 
 Serializer = Callable[[dict[str, Any]], Any]
 
@@ -44,8 +44,9 @@ class Writer:
     def write_error(self, line: bytes) -> None:
         self.errors.write(line)
 
-    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
-        """Called after a resume with the ledger lines dropped as stale."""
+    def forget(self, line: bytes, gone: bool) -> None:
+        """Called after a resume with each ledger line dropped as stale; ``gone``: its file is
+        no longer in the archive (else it changed, or the line was a duplicate)."""
 
     def flush(self) -> None:
         self.ledger.flush()
@@ -133,9 +134,11 @@ class Format:
         """What an earlier run in OUTDIR accounted for (repairing a line cut by a kill)."""
         return ledger.load(out, self.ledger_name, self.files.errors)
 
-    def compact(self, out: Path, current: dict[str, Stat]) -> list[bytes]:
-        """After a resume: one line per file that exists now. Returns the ledger lines dropped."""
-        return ledger.compact(out, self.ledger_name, self.files.errors, current)
+    def compact(self, out: Path, previous: ledger.Ledger,
+                forget: ledger.Forget | None = None) -> None:
+        """After a resume: one line per file that exists now; ``forget`` is called with each
+        ledger line dropped (see :func:`fastdump.ledger.compact`)."""
+        ledger.compact(out, self.ledger_name, self.files.errors, previous, forget)
 
     def write_summary(self, out: Path, summary: Summary) -> None:
         # parents=False: a removed OUTDIR is an error, not made again holding only this

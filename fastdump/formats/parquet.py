@@ -41,7 +41,7 @@ from ..compat import import_optional
 from ..errors import MergeError, OptionError, OutputDirError
 from ..lines import dumps_line
 from ..outdir import PLAIN, UNDERSCORED, atomic_write
-from ..types import Options, Outcome, Stat
+from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
 
 INDEX_FILE = "_index.jsonl"  # the ledger
@@ -254,6 +254,11 @@ class ParquetFormat(Format):
             reconcile(out)
         return dataclasses.replace(opts, columns=columns)
 
+    def compact(self, out: Path, previous: ledger.Ledger,
+                forget: ledger.Forget | None = None) -> None:
+        super().compact(out, previous, forget)
+        reconcile(out)  # the compacted ledger no longer lists rows of changed and vanished files
+
     def finished(self, out: Path) -> bool:
         return super().finished(out) and not any(out.glob(".part-*.parquet.tmp"))
 
@@ -309,10 +314,6 @@ class ParquetWriter(Writer):
             self._close_part()
         finally:
             super().close()
-
-    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
-        # The compacted ledger no longer lists the rows of changed and vanished files.
-        reconcile(self.out_dir)
 
     @property
     def _part_name(self) -> str:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from ..errors import OptionError
 from ..lines import dumps_line
-from ..types import Options, Outcome, Stat, Summary
+from ..types import Options, Outcome, Summary
 from .base import Format, Serializer, Writer
 
 
@@ -65,7 +65,7 @@ class StdoutWriter(Writer):
     def write_error(self, line: bytes) -> None:
         self._put(line)
 
-    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
+    def forget(self, line: bytes, gone: bool) -> None:
         raise AssertionError("a run to standard output is never resumed")
 
     def flush(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from ..errors import MergeError
 from ..outdir import atomic_write
-from ..types import Options, Outcome, Stat
+from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
 
 
@@ -65,11 +65,11 @@ class TagsWriter(Writer):
         atomic_write(target, outcome.payload)
         self.ledger.write(ledger_line(outcome, tags_file=str(target.relative_to(self.out_dir))))
 
-    def forget(self, dropped: list[bytes], current: dict[str, Stat]) -> None:
+    def forget(self, line: bytes, gone: bool) -> None:
         # A vanished file's tag list goes too; a changed file's was rewritten in place.
-        for line in dropped:
+        if gone:
             old = json.loads(line.decode("utf-8", "surrogateescape"))
-            if old.get("path") not in current and old.get("tags_file"):
+            if old.get("tags_file"):
                 (self.out_dir / old["tags_file"]).unlink(missing_ok=True)
 
 
