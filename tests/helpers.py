@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,22 @@ def output_records(out: str | os.PathLike, names: tuple[str, ...] = JSONL_OUTPUT
                    ) -> list[dict]:
     """:func:`output_lines`, parsed: one record or error line per entry, duplicates kept."""
     return [parse_line(line) for line in output_lines(out, names)]
+
+
+def records_by_path(out: str | os.PathLike, roots: Sequence[str]) -> dict[str, dict]:
+    """Every record and error line of OUTDIR by path, once each, with each of ``roots`` cut
+    to ROOT/ in paths and URIs and mtime dropped: the same files from two places compare
+    equal."""
+    found: dict[str, dict] = {}
+    for rec in output_records(out):
+        text = orjson.dumps(rec).decode()
+        for root in roots:
+            text = text.replace(root, "ROOT/")
+        rec = orjson.loads(text)
+        rec.pop("mtime")
+        assert rec["path"] not in found, f"{rec['path']} accounted for twice"
+        found[rec["path"]] = rec
+    return found
 
 
 def accounted(out: str | os.PathLike, names: tuple[str, ...] = JSONL_OUTPUTS) -> list[str]:

@@ -22,7 +22,7 @@ import fastdump  # noqa: E402
 from fastdump.walk import Entry, walk  # noqa: E402
 
 from .conftest import NOT_DICOM, pydicom_file  # noqa: E402
-from .helpers import output_records, read_jsonl, run_cli  # noqa: E402
+from .helpers import read_jsonl, records_by_path, run_cli  # noqa: E402
 from .s3_support import CountingProxy, start_moto, write_large_dicom  # noqa: E402
 
 BUCKET, PREFIX = "archive", "pacs"
@@ -79,20 +79,6 @@ def dump_ok(env: dict, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def normalized(out: Path, roots: list[str]) -> dict[str, dict]:
-    """Records by path, with each root cut to ROOT/ in every path and URI, mtime dropped."""
-    found: dict[str, dict] = {}
-    for rec in output_records(out):
-        text = orjson.dumps(rec).decode()
-        for root in roots:
-            text = text.replace(root, "ROOT/")
-        rec = orjson.loads(text)
-        rec.pop("mtime")
-        assert rec["path"] not in found, f"{rec['path']} accounted for twice"
-        found[rec["path"]] = rec
-    return found
-
-
 @pytest.fixture(scope="module")
 def s3_run(s3, tmp_path_factory):
     local, proxy, env, direct = s3
@@ -106,8 +92,8 @@ def test_records_equal_a_local_dump_of_the_same_files(s3, s3_run, tmp_path):
     local = s3[0]
     out, _ = s3_run
     fastdump.dump([local], tmp_path / "local", jobs=2, progress=False)
-    from_s3 = normalized(out, [URL])
-    from_disk = normalized(tmp_path / "local", [f"{local.as_uri()}/", f"{local}/"])
+    from_s3 = records_by_path(out, [URL])
+    from_disk = records_by_path(tmp_path / "local", [f"{local.as_uri()}/", f"{local}/"])
     assert set(from_s3) == {f"ROOT/{n}" for n in OBJECTS}
     assert from_s3 == from_disk
     assert from_s3["ROOT/junk/notes.dcm"]["error"].startswith("NotDicomError: not a DICOM file")

@@ -35,6 +35,7 @@ from fastdump.walk import walk  # noqa: E402
 from fastdump.worker import process_batch  # noqa: E402
 
 from .conftest import NOT_DICOM, pydicom_file  # noqa: E402
+from .helpers import records_by_path, run_cli  # noqa: E402
 from .s3_support import CountingProxy, start_moto, write_large_dicom  # noqa: E402
 
 BUCKET = "inflight"
@@ -103,30 +104,10 @@ def s3_env(store, monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-def run_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "fastdump", "dump", *args, "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=600)
+def run(env: dict, *args: str) -> subprocess.CompletedProcess:
+    proc = run_cli("dump", *args, "--no-progress", env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def lines(path: Path) -> list[dict]:
-    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
-
-
-def by_name(out: Path, *roots: str) -> dict[str, dict]:
-    """Every record and error line, each root cut to ROOT/ in paths and URIs, mtime
-    dropped; once each."""
-    found: dict[str, dict] = {}
-    for rec in lines(out / "dump.jsonl") + lines(out / "errors.jsonl"):
-        text = orjson.dumps(rec).decode()
-        for root in roots:
-            text = text.replace(root, "ROOT/")
-        rec = orjson.loads(text)
-        rec.pop("mtime")
-        assert rec["path"] not in found, f"{rec['path']} accounted for twice"
-        found[rec["path"]] = rec
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +115,7 @@ def local_many(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("local-many") / "out"
     fastdump.dump([store.local / "many"], out, jobs=1, progress=False)
     root = store.local / "many"
-    return by_name(out, f"{root.as_uri()}/", f"{root}/")
+    return records_by_path(out, [f"{root.as_uri()}/", f"{root}/"])
 
 
 def gets(proxy: CountingProxy, key: str = "") -> list:
@@ -151,9 +132,9 @@ def test_requests_overlap_up_to_the_concurrency_and_records_are_unchanged(
     proxy = store.slow
     proxy.reset()
     out = tmp_path / "out"
-    run_cli(store.env(proxy), f"s3://{BUCKET}/many/", "-o", str(out), "--jobs", "1",
+    run(store.env(proxy), f"s3://{BUCKET}/many/", "-o", str(out), "--jobs", "1",
             "--fetch-concurrency", str(concurrency))
-    assert by_name(out, f"s3://{BUCKET}/many/") == local_many
+    assert records_by_path(out, [f"s3://{BUCKET}/many/"]) == local_many
     # one GET per object: the prefetched block; a second one for the rest of the
     # header only where it is longer than the block (the ECG's waveform, 90 KB in);
     # none for an empty object
@@ -176,9 +157,9 @@ def test_a_dask_worker_fetches_ahead_too(store, local_many, tmp_path):
     proxy = store.slow
     proxy.reset()
     out = tmp_path / "out"
-    run_cli(store.env(proxy), f"s3://{BUCKET}/many/", "-o", str(out), "--scheduler", "local",
+    run(store.env(proxy), f"s3://{BUCKET}/many/", "-o", str(out), "--scheduler", "local",
             "--jobs", "2", "--fetch-concurrency", "4")
-    assert by_name(out, f"s3://{BUCKET}/many/") == local_many
+    assert records_by_path(out, [f"s3://{BUCKET}/many/"]) == local_many
     assert {r.target for r in gets(proxy, "many/")} == {
         f"/{BUCKET}/many/{n}" for n in MANY if n != "empty.dcm"}
     assert 2 <= proxy.max_in_flight <= 2 * 4 + 1
@@ -306,9 +287,9 @@ def test_every_object_once_over_many_batches_and_listing_pages(store, tmp_path):
         list(pool.map(put, names))
     out = tmp_path / "out"
     store.proxy.reset()
-    run_cli(store.env(store.proxy), f"s3://{BUCKET}/pages/", "-o", str(out), "--jobs", "2",
+    run(store.env(store.proxy), f"s3://{BUCKET}/pages/", "-o", str(out), "--jobs", "2",
             "--fetch-concurrency", "3")
-    found = by_name(out, f"s3://{BUCKET}/pages/")
+    found = records_by_path(out, [f"s3://{BUCKET}/pages/"])
     assert set(found) == {f"ROOT/{n}" for n in names}
     errors = {p for p, r in found.items() if "error" in r}
     assert errors == {f"ROOT/{n}" for i, n in enumerate(names) if i % 50 == 7}
