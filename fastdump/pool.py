@@ -99,7 +99,7 @@ class StartingPool:
         self.jobs = jobs
         self._pool: LocalPool | None = None
         self._warming: list[Future] = []
-        self._since = time.monotonic()
+        self._since: float | None = None  # when the first batch was handed out
 
     @property
     def lost(self) -> tuple[type[BaseException], ...]:
@@ -110,6 +110,10 @@ class StartingPool:
             if START_AFTER is None:  # every batch in a worker, from the first
                 self._pool = LocalPool(self.jobs)
                 return True
+            # Counted from the first batch, not from the start of the run: a slow start
+            # (imports on a busy machine) is no sign of much work.
+            if self._since is None:
+                self._since = time.monotonic()
             if time.monotonic() - self._since < START_AFTER:
                 return False
             self._pool = LocalPool(self.jobs)
