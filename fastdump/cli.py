@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
-from . import stopping
+from . import hotpath, stopping
 from ._version import __version__
 from .errors import FastdumpError
 from .formats import FORMATS
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastdump",
         description="Pull the tags out of a whole DICOM archive, fast.",
     )
-    parser.add_argument("--version", action="version", version=f"fastdump {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"fastdump {__version__} ({hotpath.describe()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_dump(sub)
     _add_bench(sub)

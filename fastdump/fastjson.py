@@ -6,6 +6,10 @@ and ``DataElement.to_json_dict`` apply, so the result is identical to
 :mod:`fastdump.convert`'s. A value pydicom would reject or alter in an
 unusual way raises :class:`~fastdump.fastread.Unsupported`: the whole file
 then goes through pydicom, which reports it the usual way.
+
+Compiled like :mod:`fastdump.fastread` (types in ``fastjson.pxd``): there, each
+value goes to its VR's function by a direct C call (:func:`_value_of`), and a
+single 16 or 32-bit integer is read straight from its bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +20,24 @@ import warnings
 from base64 import b64encode
 from typing import Any
 
-from . import dicom
+try:
+    import cython  # compiled (setup.py): cython.compiled is True, its branches are C
+except ImportError:  # plain Python, Cython not installed
+    from .hotpath import NoCython as cython
+
+from . import dicom, fastread
 from .dicom import BINARY_VRS, TAG_KEYS
-from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, decode_text, read_header
+from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, read_header
 from .source import file_uri
 from .types import ReadSettings
+
+if not cython.compiled:  # compiled, fastjson.pxd cimports them: C functions
+    from .fastread import _get16, _get32, decode_text
+
+COMPILED: bool = cython.compiled  # True in the compiled module (see setup.py)
+# Which hot path runs: "compiled" (both modules of the fast path are, see setup.py)
+# or "pure" (plain Python: no C compiler at install, or FASTDUMP_PURE=1).
+HOT_PATH = "compiled" if COMPILED and fastread.COMPILED else "pure"
 
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
             "UV": "Q"}
@@ -55,7 +72,8 @@ class _Converter:
         out: dict[str, Any] = {}
         encodings = ds.encodings
         latin1 = dicom.is_latin1(encodings)
-        converters = _VALUE_BE if ds.big_endian else _VALUE
+        big = ds.big_endian
+        converters = _VALUE_BE if big else _VALUE
         for tag, vr, value, offset, length in ds.elements:
             key = TAG_KEYS[tag]
             if vr == "SQ":
@@ -67,7 +85,11 @@ class _Converter:
             elif not length:
                 out[key] = {"vr": vr}
             else:
-                values = converters[vr](value, encodings, latin1)
+                if cython.compiled:
+                    values = _value_of(_KIND.get(vr, 0), vr, value, encodings, latin1, big,
+                                       converters)
+                else:
+                    values = converters[vr](value, encodings, latin1)
                 if vr == "SS" and tag in dicom.LUT_DESCRIPTORS and len(values) > 1:
                     values = _lut_descriptor(values)
                 out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
@@ -236,4 +258,46 @@ _TEXT = {
 _VALUE = {**_TEXT, "AT": _at("<"), **{vr: _number(vr, "<") for vr in _NUMBERS}}
 _VALUE_BE = {**_TEXT, "AT": _at(">"), **{vr: _number(vr, ">") for vr in _NUMBERS}}
 
-__all__ = ["Unsupported", "fast_record", "record_from_header"]
+
+# -- compiled: a value's converter by direct C calls ------------------------------------------
+
+# VR -> which function converts it (0: the one in _VALUE / _VALUE_BE)
+_DS, _TEXT_MULTI, _ASCII_MULTI, _IS, _UI, _TEXT_SINGLE, _PN, _US, _UL, _SS, _SL = range(1, 12)
+_KIND = {"DS": _DS, "LO": _TEXT_MULTI, "SH": _TEXT_MULTI, "UC": _TEXT_MULTI,
+         "CS": _ASCII_MULTI, "DA": _ASCII_MULTI, "TM": _ASCII_MULTI, "DT": _ASCII_MULTI,
+         "AS": _ASCII_MULTI, "IS": _IS, "UI": _UI, "ST": _TEXT_SINGLE, "LT": _TEXT_SINGLE,
+         "UT": _TEXT_SINGLE, "PN": _PN, "US": _US, "UL": _UL, "SS": _SS, "SL": _SL}
+
+
+def _value_of(kind: int, vr: str, value: bytes, encodings: Any, latin1: bool, big: bool,
+              converters: dict) -> list:
+    """``converters[vr](value, encodings, latin1)``, the usual VRs called directly."""
+    if kind == _DS:
+        return _ds(value, encodings, latin1)
+    if kind == _TEXT_MULTI:
+        return _text_multi(value, encodings, latin1)
+    if kind == _ASCII_MULTI:
+        return _ascii_multi(value, encodings, latin1)
+    if kind >= _US and len(value) == (2 if kind == _US or kind == _SS else 4):
+        # one integer (several: struct, in converters)
+        if kind == _US:
+            return [_get16(value, 0, big)]
+        if kind == _UL:
+            return [_get32(value, 0, big)]
+        if kind == _SS:
+            number = _get16(value, 0, big)
+            return [number - 0x10000 if number >= 0x8000 else number]
+        number = _get32(value, 0, big)
+        return [number - 0x100000000 if number >= 0x80000000 else number]
+    if kind == _IS:
+        return _is(value, encodings, latin1)
+    if kind == _UI:
+        return _ui(value, encodings, latin1)
+    if kind == _TEXT_SINGLE:
+        return _text_single(value, encodings, latin1)
+    if kind == _PN:
+        return _pn(value, encodings, latin1)
+    return converters[vr](value, encodings, latin1)
+
+
+__all__ = ["HOT_PATH", "Unsupported", "fast_record", "record_from_header"]

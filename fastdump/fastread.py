@@ -8,6 +8,15 @@ mirrors the parts of pydicom's reader that decide what an element *is*
 VR lookup in the public and private dictionaries, UN replacement, ambiguous
 VRs) and raises :class:`Unsupported` for everything else, so the caller can
 hand the file to pydicom, whose output is the reference.
+
+Compiled hot path: setup.py compiles this module with Cython in pure-Python
+mode, its C types declared in ``fastread.pxd`` beside it. The same file runs as
+plain Python (no compiler, or ``FASTDUMP_PURE=1``). Where the fastest code
+differs, an ``if cython.compiled:`` branch reads element headers byte by byte
+(C, no objects made) and the other branch uses ``struct`` (fastest in Python);
+both must give the same result, and the test suite runs in both modes. The
+compiled code does no bounds checks: every byte it reads is inside the buffer
+by the checks (``need()``, ``buf_end``) that guard the Python code too.
 """
 
 from __future__ import annotations
@@ -16,6 +25,11 @@ import functools
 import struct
 import sys
 from typing import IO, Any
+
+try:
+    import cython  # compiled (setup.py): cython.compiled is True, its branches are C
+except ImportError:  # plain Python, Cython not installed
+    from .hotpath import NoCython as cython
 
 from . import dicom, dictionary, source
 from .dicom import (
@@ -30,11 +44,12 @@ from .dicom import (
     SEQUENCE_END,
     UNDEFINED_LENGTH,
     BoundedCache,
-    is_private_creator,
     private_creator_of,
 )
 from .errors import NotDicomError
 from .types import ReadSettings
+
+COMPILED: bool = cython.compiled  # True in the compiled module (see setup.py)
 
 FIRST_READ = 1 << 15  # most headers fit in the first read (small files are read whole)
 FIRST_READ_TAGS = 1 << 13  # --tags: the selected elements are usually in the first KBs
@@ -42,9 +57,13 @@ AFTER_SEEK = 1 << 14  # after skipping a bulk value, read little: the header may
 MAX_READ = 1 << 20
 
 _AMBIGUOUS = dicom.AMBIGUOUS_VRS
-_VR_NAMES = {vr.encode(): vr for vr in dicom.VR_NAMES}
+_VR_NAMES = {vr.encode(): sys.intern(vr) for vr in dicom.VR_NAMES}
 _LONG = frozenset(vr.encode() for vr in dicom.LONG_LENGTH_VRS)
 _MAX_DEPTH = 64
+# (typed copies of dicom's tags, for the compiled code's C comparisons)
+_CHARSET, _PIXEL_REPRESENTATION = CHARSET, PIXEL_REPRESENTATION
+_ITEM, _ITEM_END, _SEQUENCE_END, _UNDEFINED = ITEM, ITEM_END, SEQUENCE_END, UNDEFINED_LENGTH
+_FIRST_PIXEL_TAG = min(PIXEL_TAGS)  # compiled: "tag in PIXEL_TAGS" only past it
 
 # Tags whose 'US or SS' / 'OB or OW' resolution pydicom does with rules that
 # need more than this reader keeps (or that it handles as 'US or OW' etc.).
@@ -72,6 +91,20 @@ _explicit_head_u16 = struct.Struct("<HHHH").unpack_from
 _LONG_U16 = frozenset(_u16(vr)[0] for vr in _LONG)
 _SHORT_U16 = frozenset(_u16(vr)[0] for vr in _VR_NAMES if vr not in _LONG)
 _SQ_U16 = _u16(b"SQ")[0]
+
+# What an explicit VR's two bytes say of the element: not a VR, a VR with a 16-bit
+# length, one with a 32-bit length, and the two that need more than their length.
+_NO_VR, _SHORT, _LONG_VR, _SQ, _UN = 0, 1, 2, 3, 4
+_RAW_KIND = {raw: _SQ if raw == b"SQ" else _UN if raw == b"UN" else _LONG_VR if raw in _LONG
+             else _SHORT for raw in _VR_NAMES}
+# The compiled code reads the two letters as an index into these tables,
+# (letter0 - 'A') * 26 + letter1 - 'A', instead of making a bytes object per element.
+_VR_TABLE: list[str | None] = [None] * 676  # -> the VR
+_VR_KIND: bytes = bytes(  # -> its _RAW_KIND
+    _RAW_KIND.get(bytes((65 + n // 26, 65 + n % 26)), _NO_VR) for n in range(676))
+for _raw, _name in _VR_NAMES.items():
+    _VR_TABLE[(_raw[0] - 65) * 26 + _raw[1] - 65] = _name
+del _raw, _name
 
 
 # Why a file leaves the fast path: the kinds counted in summary.json's fallback_reasons.
@@ -197,6 +230,7 @@ class _Parser:
         self.tags = tags
         self.bound = max(max(tags), CHARSET) if tags else 0xFFFFFFFF
         self.stops = _skip_stops(tags) if tags else None  # --tags: see skip_unselected()
+        self.packed_stops = _packed(self.stops) if self.stops else b""  # the same, for C
         self.skip_bound = min(self.bound, 0xFFFDFFFF)  # items and delimiters are never skipped
         self.saw_element = False  # any element at the top level, selected or not
 
@@ -252,7 +286,7 @@ class _Parser:
         if pos + 6 <= self.size and _u16(self.value(pos, 2))[0] == 2:
             if self.sniff_implicit(pos, False):
                 raise Unsupported(STRUCTURE, "file meta group in implicit VR")
-            pos = self.parse(meta, pos, None, meta_group=True)
+            pos = self.parse(meta, pos, -1, top=False, meta_group=True, depth=0)
         ts = _transfer_syntax(meta)
         if pos + 4 <= self.size and _u16(self.value(pos, 2))[0] == 0:
             raise Unsupported(STRUCTURE, "command set elements")
@@ -266,7 +300,7 @@ class _Parser:
         if big_endian and implicit:
             raise Unsupported(BIG_ENDIAN, "implicit VR big endian")
         dataset = RawDataset(DEFAULT_ENCODING, implicit, big_endian)
-        self.parse(dataset, pos, None, top=True)
+        self.parse(dataset, pos, -1, top=True, meta_group=False, depth=0)
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
         return Header(meta, dataset)
@@ -280,10 +314,10 @@ class _Parser:
         return vr in _VR_NAMES and group >= 1024
 
     def parse(
-        self, ds: RawDataset, pos: int, end: int | None, *, top: bool = False,
+        self, ds: RawDataset, pos: int, end: int, *, top: bool = False,
         meta_group: bool = False, depth: int = 0,
     ) -> int:
-        """Parse elements into ``ds`` from ``pos`` up to ``end`` (None: to a delimiter).
+        """Parse elements into ``ds`` from ``pos`` up to ``end`` (-1: to a delimiter).
 
         Returns the position after the dataset (after its item delimiter).
         """
@@ -291,24 +325,27 @@ class _Parser:
             raise Unsupported(MALFORMED, "sequences nested too deeply")
         size = self.size
         implicit = ds.implicit
-        order = BIG if ds.big_endian else LITTLE
+        big = ds.big_endian
+        order = BIG if big else LITTLE
         tag_length, explicit_head, u32 = order.tag_length, order.explicit_head, order.u32
         out = ds.elements
         creators: dict[int, Any] = {}
         selected = self.tags if top else None
+        skipping = selected is not None and not big  # --tags: skip_unselected() (little endian)
         bound = self.bound if top else 0xFFFFFFFF
         previous = -1
         seen_sequence = False
         ambiguous = False
-        stopped_at = None  # first tag not read, when stopped by --tags
+        stopped_at = -1  # first tag not read, when stopped by --tags
+        vr_kinds = _VR_KIND  # (compiled: a C pointer to its bytes)
         # refreshed after anything that may refill the buffer
         buf, base, buf_end = self.buf, self.base, self.buf_end
         while True:
-            if selected is not None and not ds.big_endian:
+            if skipping:
                 pos, previous, skipped_sequence = self.skip_unselected(pos, previous, implicit)
                 seen_sequence = seen_sequence or skipped_sequence
                 buf, base, buf_end = self.buf, self.base, self.buf_end
-            if end is not None and pos >= end:
+            if end >= 0 and pos >= end:
                 if pos != end:
                     raise Unsupported(MALFORMED, "an element overruns its item")
                 break
@@ -320,19 +357,35 @@ class _Parser:
                 self.need(pos, 8)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             i = pos - base
-            if implicit:
+            # (vr None: implicit VR, or not a VR, refused below once the tag is checked)
+            if cython.compiled:  # the element's header read in place: no objects made
+                group = _get16(buf, i, big)
+                elem = _get16(buf, i + 2, big)
+                if implicit:
+                    length = _get32(buf, i + 4, big)
+                    vr = None
+                    kind = _NO_VR
+                else:
+                    at = _vr_index(buf, i + 4)
+                    vr = _VR_TABLE[at] if at >= 0 else None
+                    kind = vr_kinds[at] if at >= 0 else _NO_VR
+                    length = _get16(buf, i + 6, big)
+            elif implicit:
                 group, elem, length = tag_length(buf, i)
-                raw_vr = None
+                vr = None
+                kind = _NO_VR
             else:
                 group, elem, raw_vr, length = explicit_head(buf, i)
+                vr = _VR_NAMES.get(raw_vr)
+                kind = _RAW_KIND.get(raw_vr, _NO_VR)
             tag = group << 16 | elem
             if meta_group and group != 2:
                 break
-            if tag == ITEM_END:
-                if end is not None or top or meta_group:
+            if tag == _ITEM_END:
+                if end >= 0 or top or meta_group:
                     raise Unsupported(MALFORMED, "item delimiter outside an undefined-length item")
                 return pos + 8
-            if top and tag in PIXEL_TAGS:
+            if top and tag >= _FIRST_PIXEL_TAG and tag in PIXEL_TAGS:
                 break
             if tag > bound:
                 stopped_at = tag
@@ -345,42 +398,46 @@ class _Parser:
             if group == 0xFFFE:
                 raise Unsupported(MALFORMED, "item tag where an element was expected")
             head = 8
-            if raw_vr is None:
-                vr = None
-            else:
-                vr = _VR_NAMES.get(raw_vr)
+            if not implicit:
                 if vr is None:
-                    raise Unsupported(UNKNOWN_VR, f"unknown VR {raw_vr!r}")
-                if raw_vr in _LONG:
-                    if pos + 12 <= buf_end:
-                        length = u32(buf, i + 8)[0]
-                    else:
+                    raise Unsupported(UNKNOWN_VR, f"unknown VR {buf[i + 4:i + 6]!r}")
+                if kind >= _LONG_VR:
+                    if pos + 12 > buf_end:
                         length = u32(self.value(pos + 8, 4))[0]
                         buf, base, buf_end = self.buf, self.base, self.buf_end
+                    elif cython.compiled:
+                        length = _get32(buf, i + 8, big)
+                    else:
+                        length = u32(buf, i + 8)[0]
                     head = 12
             value_pos = pos + head
-            if (selected is not None and tag not in selected and length != UNDEFINED_LENGTH
-                    and not (group & 1 and is_private_creator(tag))
-                    and tag != CHARSET and tag != PIXEL_REPRESENTATION):
+            # (group & 1 and 0x10 <= elem < 0x100: dicom.is_private_creator(tag), inlined)
+            if (selected is not None and tag not in selected and length != _UNDEFINED
+                    and not (group & 1 and 0x10 <= elem < 0x100)
+                    and tag != _CHARSET and tag != _PIXEL_REPRESENTATION):
                 # --tags: an element nobody asked for, that interprets no other: skip it
                 # without even resolving its VR
-                seen_sequence = seen_sequence or vr == "SQ"
+                seen_sequence = seen_sequence or kind == _SQ
                 pos = value_pos + length
                 if pos > size:
                     raise Unsupported(TRUNCATED, "a value runs past the end of the file")
                 continue
-            if vr is None or vr == "UN":
+            sequence = kind == _SQ
+            ambiguous_vr = False  # (explicit VRs never are)
+            if vr is None or kind == _UN:  # implicit VR, or UN: the VR pydicom gives it
                 vr = self.resolve_vr(tag, vr, length, value_pos, creators, order)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
-            if vr == "OB or OW":
-                if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
-                    raise Unsupported(AMBIGUOUS_VR, f"'OB or OW' element {tag:08X}")
-                vr = "OW"
+                if vr == "OB or OW":
+                    if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
+                        raise Unsupported(AMBIGUOUS_VR, f"'OB or OW' element {tag:08X}")
+                    vr = "OW"
+                sequence = vr == "SQ"
+                ambiguous_vr = vr in _AMBIGUOUS
             keep = selected is None or tag in selected
-            if length == UNDEFINED_LENGTH:
-                if vr != "SQ":
+            if length == _UNDEFINED:
+                if not sequence:
                     raise Unsupported(MALFORMED, "undefined length value that is not a sequence")
-                items, pos = self.items(value_pos, None, ds, depth)
+                items, pos = self.items(value_pos, -1, ds, depth)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
                 seen_sequence = True
                 if keep:
@@ -389,42 +446,44 @@ class _Parser:
             pos = value_pos + length
             if pos > size:
                 raise Unsupported(TRUNCATED, "a value runs past the end of the file")
-            if vr == "SQ":
+            if sequence:
                 seen_sequence = True
                 if keep:
                     items, _ = self.items(value_pos, pos, ds, depth)
                     buf, base, buf_end = self.buf, self.base, self.buf_end
                     out.append((tag, vr, items, value_pos, length))
                 continue
-            is_creator = group & 1 and is_private_creator(tag)  # the call for odd groups only
-            if not (keep or is_creator or tag == CHARSET or tag == PIXEL_REPRESENTATION):
+            is_creator = group & 1 and 0x10 <= elem < 0x100  # dicom.is_private_creator(tag)
+            if not (keep or is_creator or tag == _CHARSET or tag == _PIXEL_REPRESENTATION):
                 continue
-            if vr in _AMBIGUOUS:
+            if ambiguous_vr:
                 if not top or length > self.defer:
                     raise Unsupported(AMBIGUOUS_VR, f"{vr} here")
                 ambiguous = True
                 value = self.value(value_pos, length)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
-            elif vr in self.bulk_vrs and length > self.defer and not meta_group:
+            elif length > self.defer and vr in self.bulk_vrs and not meta_group:
                 value = None  # never read: written as a BulkDataURI
             elif base <= value_pos and pos <= buf_end:
-                value = buf[value_pos - base:pos - base]
+                if cython.compiled:
+                    value = _slice(buf, value_pos - base, pos - base)
+                else:
+                    value = buf[value_pos - base:pos - base]
             else:
                 value = self.value(value_pos, length)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if is_creator:
                 creators[tag] = _creator(value, vr, ds.encodings)
-            if tag == CHARSET:
+            if tag == _CHARSET:
                 if seen_sequence:
                     raise Unsupported(CHARSET_KIND, "Specific Character Set after a sequence")
                 ds.encodings = _encodings(value, vr)
             if keep:
                 out.append((tag, vr, value, value_pos, length))
-            elif tag == PIXEL_REPRESENTATION:
+            elif tag == _PIXEL_REPRESENTATION:
                 out.append((tag, vr, value, value_pos, length, "aux"))  # for 'US or SS'
         if ambiguous:
-            _resolve_us_ss(ds, stopped_at is not None and stopped_at <= PIXEL_REPRESENTATION,
-                           order)
+            _resolve_us_ss(ds, 0 <= stopped_at <= _PIXEL_REPRESENTATION, order)
         if selected is not None:
             ds.elements = [e for e in out if len(e) == 5]
         return pos
@@ -434,15 +493,36 @@ class _Parser:
 
         Stops before the first element :meth:`parse` must look at (one in
         ``self.stops``, out of order, odd, past the buffer or the selection) and
-        returns ``(pos, previous tag, whether a sequence was skipped)``.
+        returns ``(pos, previous tag, whether a sequence was skipped)``. Little endian.
         """
         buf, base, size = self.buf, self.base, self.size
         stops, bound = self.stops or frozenset(), self.skip_bound
+        packed_stops = self.packed_stops
         last = self.buf_end - 12  # an element header (at most 12 bytes) must be buffered
         start = pos
         sequence = False
         while pos <= last:
-            if implicit:
+            if cython.compiled:  # read in place, as in parse()
+                i = pos - base
+                if i < 0:
+                    break
+                group = _le16(buf, i)
+                elem = _le16(buf, i + 2)
+                if implicit:
+                    length = _le32(buf, i + 4)
+                    head = 8
+                else:
+                    kind = _vr_kind_at(buf, i + 4)
+                    if kind == _SHORT:
+                        length = _le16(buf, i + 6)
+                        head = 8
+                    elif kind >= _LONG_VR:
+                        length = _le32(buf, i + 8)
+                        head = 12
+                        sequence = sequence or kind == _SQ
+                    else:
+                        break
+            elif implicit:
                 group, elem, length = _tag_length(buf, pos - base)
                 head = 8
             else:
@@ -456,7 +536,12 @@ class _Parser:
                 else:
                     break
             tag = group << 16 | elem
-            if tag <= previous or tag > bound or tag in stops or length == UNDEFINED_LENGTH:
+            if tag <= previous or tag > bound or length == _UNDEFINED:
+                break
+            if cython.compiled:
+                if _in_packed(packed_stops, tag):
+                    break
+            elif tag in stops:
                 break
             after = pos + head + length
             if after > size:
@@ -468,25 +553,31 @@ class _Parser:
         return pos, previous, sequence
 
     def items(
-        self, pos: int, end: int | None, parent: RawDataset, depth: int
+        self, pos: int, end: int, parent: RawDataset, depth: int
     ) -> tuple[list[RawDataset], int]:
-        """Parse a sequence's items from ``pos`` to ``end`` (None: to its delimiter)."""
+        """Parse a sequence's items from ``pos`` to ``end`` (-1: to its delimiter)."""
         items: list[RawDataset] = []
         big_endian = parent.big_endian
         tag_length = BIG.tag_length if big_endian else LITTLE.tag_length
         while True:
-            if end is not None and pos >= end:
+            if end >= 0 and pos >= end:
                 if pos != end:
                     raise Unsupported(MALFORMED, "an item overruns its sequence")
                 return items, pos
             i = self.need(pos, 8)
-            group, elem, length = tag_length(self.buf, i)
+            if cython.compiled:
+                buf = self.buf
+                group = _get16(buf, i, big_endian)
+                elem = _get16(buf, i + 2, big_endian)
+                length = _get32(buf, i + 4, big_endian)
+            else:
+                group, elem, length = tag_length(self.buf, i)
             tag = group << 16 | elem
-            if tag == SEQUENCE_END:
-                if end is not None:
+            if tag == _SEQUENCE_END:
+                if end >= 0:
                     raise Unsupported(MALFORMED, "sequence delimiter in a defined-length sequence")
                 return items, pos + 8
-            if tag != ITEM:
+            if tag != _ITEM:
                 raise Unsupported(MALFORMED, "sequence item without an item tag")
             start = pos + 8
             # pydicom lets items of an explicit VR sequence be implicit VR
@@ -494,13 +585,13 @@ class _Parser:
             if implicit and big_endian:
                 raise Unsupported(BIG_ENDIAN, "implicit VR item in a big endian dataset")
             item = RawDataset(parent.encodings, implicit, big_endian)
-            if length == UNDEFINED_LENGTH:
-                pos = self.parse(item, start, None, depth=depth + 1)
+            if length == _UNDEFINED:
+                pos = self.parse(item, start, -1, top=False, meta_group=False, depth=depth + 1)
             else:
                 pos = start + length
-                if end is not None and pos > end:
+                if end >= 0 and pos > end:
                     raise Unsupported(MALFORMED, "an item overruns its sequence")
-                self.parse(item, start, pos, depth=depth + 1)
+                self.parse(item, start, pos, top=False, meta_group=False, depth=depth + 1)
             items.append(item)
 
     def resolve_vr(
@@ -509,7 +600,7 @@ class _Parser:
     ) -> str:
         """The VR pydicom gives an implicit-VR element (``vr`` None) or a UN one."""
         private = tag >> 16 & 1
-        if vr is None and length == UNDEFINED_LENGTH:
+        if vr is None and length == _UNDEFINED:
             found = _DICTIONARY_VR[tag]
             if found is None:
                 # pydicom looks ahead: items make it a sequence
@@ -524,7 +615,7 @@ class _Parser:
             if private:
                 return _private_vr(tag, creators)
             return "UL" if tag & 0xFFFF == 0 else "UN"
-        if length == UNDEFINED_LENGTH:
+        if length == _UNDEFINED:
             return "SQ"  # explicit UN of undefined length is a sequence (PS3.5 6.2.2)
         if private:
             found = _private_vr(tag, creators)
@@ -537,6 +628,64 @@ class _Parser:
         return found
 
 
+# -- the compiled code's reading of numbers and VRs, straight from a buffer's bytes ----------
+# (plain Python runs them too, but struct is faster there: its branches use struct)
+
+
+def _get16(buf: bytes, i: int, big: bool) -> int:
+    """The unsigned 16-bit number at ``buf[i:i + 2]``, in either byte order."""
+    if big:
+        return buf[i] << 8 | buf[i + 1]
+    return buf[i] | buf[i + 1] << 8
+
+
+def _get32(buf: bytes, i: int, big: bool) -> int:
+    """The unsigned 32-bit number at ``buf[i:i + 4]`` (64-bit C locals: no overflow)."""
+    b0, b1, b2, b3 = buf[i], buf[i + 1], buf[i + 2], buf[i + 3]
+    if big:
+        return b0 << 24 | b1 << 16 | b2 << 8 | b3
+    return b3 << 24 | b2 << 16 | b1 << 8 | b0
+
+
+def _le16(buf: bytes, i: int) -> int:
+    return buf[i] | buf[i + 1] << 8
+
+
+def _le32(buf: bytes, i: int) -> int:
+    high = buf[i + 3]  # (a 64-bit C local: no overflow)
+    return buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16 | high << 24
+
+
+def _slice(buf: bytes, start: int, stop: int) -> bytes:
+    """``buf[start:stop]``; compiled, straight from the bytes (no slice object)."""
+    return buf[start:stop]
+
+
+def _vr_index(buf: bytes, i: int) -> int:
+    """The index in _VR_TABLE of the two letters at ``buf[i:i + 2]``, -1 if not letters."""
+    c0 = buf[i] - 65
+    c1 = buf[i + 1] - 65
+    if 0 <= c0 < 26 and 0 <= c1 < 26:
+        return c0 * 26 + c1
+    return -1
+
+
+def _vr_kind_at(buf: bytes, i: int) -> int:
+    """The _RAW_KIND of the two bytes at ``buf[i]`` (_NO_VR if they name no VR)."""
+    at = _vr_index(buf, i)
+    kinds = _VR_KIND
+    return kinds[at] if at >= 0 else 0
+
+
+def _in_packed(packed: bytes, tag: int) -> bool:
+    """``tag in`` the tags :func:`_packed` packed (compiled: no int object made)."""
+    for at in range(0, len(packed), 4):
+        stop = _le32(packed, at)
+        if stop >= tag:  # sorted
+            return stop == tag
+    return False
+
+
 @functools.lru_cache(maxsize=64)  # one selection per run: computed once, not per file
 def _skip_stops(tags: frozenset[int]) -> frozenset[int]:
     """The top-level tags the --tags skip loop hands to parse(): the selected ones,
@@ -544,6 +693,12 @@ def _skip_stops(tags: frozenset[int]) -> frozenset[int]:
     creator of each selected private tag), and Pixel Data, where reading ends."""
     creators = {private_creator_of(tag) for tag in tags if tag >> 16 & 1}
     return tags | creators | {CHARSET, PIXEL_REPRESENTATION} | PIXEL_TAGS
+
+
+@functools.lru_cache(maxsize=64)
+def _packed(tags: frozenset[int]) -> bytes:
+    """``tags`` sorted, as 32-bit little endian numbers (see :func:`_in_packed`)."""
+    return struct.pack(f"<{len(tags)}L", *sorted(tags))
 
 
 def _transfer_syntax(meta: RawDataset) -> str | None:
@@ -629,6 +784,9 @@ _DICTIONARY_VR = BoundedCache(dictionary.dictionary_vr)
 _PRIVATE_VR = BoundedCache(_private_dictionary_vr)
 
 
+_UNSEEN = object()  # no such private creator in the dataset
+
+
 def _private_vr(tag: int, creators: dict[int, Any]) -> str:
     """pydicom's hooks._private_vr_for_tag, from the creators seen so far."""
     elem = tag & 0xFFFF
@@ -636,10 +794,9 @@ def _private_vr(tag: int, creators: dict[int, Any]) -> str:
         return "LO"
     if not elem & 0xFF00:
         return "UN"
-    creator_tag = private_creator_of(tag)
-    if creator_tag not in creators:
+    creator = creators.get((tag & 0xFFFF0000) | (elem >> 8), _UNSEEN)  # private_creator_of
+    if creator is _UNSEEN:
         return "UN"
-    creator = creators[creator_tag]
     if creator is None:
         raise Unsupported(PRIVATE_CREATOR, "private creator pydicom would read differently")
     found = _PRIVATE_VR[tag, creator]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import compat, ledger, stopping
+from . import compat, hotpath, ledger, stopping
 from .batching import BatchSizer, batches
 from .errors import InputNotFoundError, OptionError, OutputWriteError
 from .formats import FORMATS, for_output
@@ -124,6 +124,7 @@ def dump(
                 if not summary.interrupted:
                     job.settle()
         summary.pydicom_version = compat.pydicom_version()
+        summary.hot_path = hotpath.hot_path()
         job.write_summary()
     if job.failure is not None:
         raise job.failure

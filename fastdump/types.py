@@ -121,6 +121,7 @@ class Summary:
     shard: str | None = None  # "I/N" for a --shard run
     fastdump_version: str = __version__
     pydicom_version: str = ""
+    hot_path: str = ""  # "compiled" or "pure": which fastread/fastjson ran (hotpath.py)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -14,6 +14,22 @@ from pydicom.data import get_testdata_files
 # Set here, before any run starts, so that worker processes inherit it too.
 os.environ["FASTDUMP_STRICT"] = "1"
 
+
+def pytest_report_header() -> str:
+    from fastdump import hotpath
+
+    return f"fastdump: {hotpath.describe()} ({hotpath.PURE_ENV}=1 runs the .py files)"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # a compiled module beside an edited .py shadows it: every test would run the old code
+    from fastdump import hotpath
+
+    stale = hotpath.stale_sources()
+    if stale:
+        pytest.exit(f"the compiled hot path is older than {', '.join(stale)}: "
+                    "run pip install -e . again", returncode=1)
+
 PYDICOM_FILES = sorted(f for f in get_testdata_files() if os.path.isfile(f))
 TESTDATA_DIR = Path(os.path.commonpath(PYDICOM_FILES))
 

@@ -183,7 +183,9 @@ def count_reads(monkeypatch) -> Reads:
     real one still does the opening (whatever arguments it is given), so the
     fast path gets the unbuffered file it asks for. Which path opened a file is
     told by the call stack: a frame of :mod:`fastdump.fastread` is the fast path,
-    one of :func:`fastdump.record.read_record_pydicom` the pydicom path.
+    one of :func:`fastdump.record.read_record_pydicom` the pydicom path. (Compiled,
+    fastdump.fastread makes no Python frame: a file it opens is opened, as seen
+    from Python, by the frame that called into the compiled fast path.)
     """
     import fastdump.source
 
@@ -201,7 +203,11 @@ def count_reads(monkeypatch) -> Reads:
 
 
 def _reader(frame) -> str:
+    import fastdump.fastread
+
     first = frame.f_globals.get("__name__", "?")
+    if fastdump.fastread.COMPILED and first != "fastdump.source":
+        return FAST  # only the fast path opens files without a frame (the other: source.opened)
     while frame is not None:
         if frame.f_globals.get("__name__") == "fastdump.fastread":
             return FAST

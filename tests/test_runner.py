@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 import fastdump
+from fastdump import hotpath
 
 from .conftest import NOT_DICOM, pydicom_file, regular_files
 from .helpers import accounted, read_jsonl
@@ -57,6 +58,7 @@ def test_summary_json(dumped):
     assert written["ok"] == summary.ok and written["errors"] == summary.errors
     assert written["pydicom_version"] == pydicom.__version__
     assert written["fastdump_version"] == fastdump.__version__
+    assert written["hot_path"] == hotpath.hot_path() and written["hot_path"] in ("compiled", "pure")
     assert written["files_per_s"] > 0 and written["jobs"] == 2
 
 
