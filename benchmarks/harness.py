@@ -88,12 +88,18 @@ def run_alternating(contenders: Sequence[Contender], runs: int, warmup: int, wor
             c.samples.append(sample)
 
 
+# As in a user's shell: Python caches compiled modules (a sandbox or CI may turn that off
+# with PYTHONDONTWRITEBYTECODE, and every start of a Python tool would then compile its
+# sources again: ~0.1 s per fastdump process). The warm-up round writes the caches.
+USER_ENV: dict[str, str | None] = {"PYTHONDONTWRITEBYTECODE": None}
+
+
 def run_once(c: Contender, work: Path) -> Sample:
     """One run of ``c`` in a fresh scratch directory, removed afterwards."""
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     try:
         sink = str(scratch / "stdout.txt") if c.stdout_to_file else None
-        with environ(**(c.env or {})):
+        with environ(**USER_ENV, **(c.env or {})):
             m = measure(c.commands(scratch), stdout_path=sink)
         errors, failed = c.judge(scratch, m) if c.judge else (None, exit_status(m))
     finally:

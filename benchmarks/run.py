@@ -21,6 +21,7 @@ only into --workdir.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import shlex
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         publish(args)
         return 0
     settings = suites.Settings(workdir=args.workdir, runs=args.runs, warmup=args.warmup,
-                               sizes=suites.QUICK if args.quick else suites.FULL,
+                               sizes=_sizes(args),
                                seed=args.seed, log=say)
     run_id = f"{dt.datetime.now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     command = " ".join(["python", "benchmarks/run.py", *map(shlex.quote, args.argv)])
@@ -106,6 +107,13 @@ def publish(args: argparse.Namespace) -> None:
         say(f"no plot: {exc}")
 
 
+def _sizes(args: argparse.Namespace) -> suites.Sizes:
+    sizes = suites.QUICK if args.quick else suites.FULL
+    if args.s3_objects is not None:
+        sizes = dataclasses.replace(sizes, s3_objects=args.s3_objects)
+    return sizes
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default=",".join(suites.SUITES),
@@ -118,6 +126,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, metavar="N",
                    help="untimed rounds before them (default 1; 0 with --quick)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument("--s3-objects", type=int, default=None, metavar="N",
+                   help="objects of the s3 suite (default 300): more shows how start-up "
+                        "weighs against the per-object cost")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/fastdump-bench"),
                    help="archives and scratch output (default /tmp/fastdump-bench)")
     p.add_argument("--results", type=Path, default=None,

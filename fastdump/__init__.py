@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # first: under FASTDUMP_PURE=1 it makes the imports below take fastread and fastjson
 # from their .py files, not the compiled modules
 from . import hotpath  # noqa: F401
 from ._version import __version__
-from .api import iter_records, read_record, read_tags
 from .errors import (
     FastdumpError,
     FastPathError,
@@ -24,9 +25,28 @@ from .errors import (
     SchedulerError,
     TruncatedError,
 )
-from .merge import merge
-from .runner import FORMATS, dump
 from .types import Summary
+
+if TYPE_CHECKING:
+    from .api import iter_records, read_record, read_tags
+    from .merge import merge
+    from .runner import FORMATS, dump
+
+# The rest is imported when first used: `fastdump dump` imports the package, and
+# must not pay for merge, or the API's reader, before it needs them.
+_LAZY = {"iter_records": "api", "read_record": "api", "read_tags": "api", "merge": "merge",
+         "FORMATS": "runner", "dump": "runner"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found here from now on, without this function
+    return value
 
 __all__ = [
     "FORMATS",

@@ -15,11 +15,8 @@ until rebuilt. setup.py records a hash of the sources it compiled
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -48,8 +45,12 @@ def pure_requested() -> bool:
     return os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
-class _PureFinder(importlib.abc.MetaPathFinder):
-    """Finds fastdump.fastread and fastdump.fastjson as their .py source, never compiled."""
+class _PureFinder:
+    """Finds fastdump.fastread and fastdump.fastjson as their .py source, never compiled.
+
+    (A meta path finder is anything with ``find_spec``: importlib.abc's base class
+    would cost every run its import.)
+    """
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -85,6 +86,8 @@ def describe() -> str:
 
 def source_hashes(directory: str = PACKAGE_DIR) -> dict[str, str]:
     """sha256 of each hot path source in ``directory`` (what setup.py records)."""
+    import hashlib
+
     hashes = {}
     for name in SOURCES:
         try:
@@ -110,6 +113,8 @@ def stale_sources(directory: str = PACKAGE_DIR) -> list[str]:
     """
     if not compiled_files(directory):
         return []
+    import json
+
     try:
         with open(os.path.join(directory, SOURCES_RECORD), "rb") as f:
             built = json.load(f)
