@@ -25,17 +25,20 @@ from .errors import (
     SchedulerError,
     TruncatedError,
 )
+
+# merge is the name of a module too: importing it anywhere would rebind fastdump.merge to the
+# module if it were imported lazily like the rest
+from .merge import merge
 from .types import Summary
 
 if TYPE_CHECKING:
     from .api import iter_records, read_record, read_tags
-    from .merge import merge
     from .runner import FORMATS, dump
 
 # The rest is imported when first used: `fastdump dump` imports the package, and
-# must not pay for merge, or the API's reader, before it needs them.
-_LAZY = {"iter_records": "api", "read_record": "api", "read_tags": "api", "merge": "merge",
-         "FORMATS": "runner", "dump": "runner"}
+# must not pay for the API's reader before it needs it.
+_LAZY = {"iter_records": "api", "read_record": "api", "read_tags": "api", "FORMATS": "runner",
+         "dump": "runner"}
 
 
 def __getattr__(name: str) -> Any:
