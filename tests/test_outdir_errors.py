@@ -161,17 +161,24 @@ def ext4_image(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
 
 
-def test_filesystem_turning_read_only_mid_run(big_archive, reference, ext4_image, tmp_path):
-    mnt, trigger = ext4_image
-    out = mnt / "out"
-    proc, rest = start_run(big_archive, out)
-    trigger.write_text("1")  # an ext4 error: the kernel remounts it read-only, as on bad disks
+def stop_mid_run(archive, out: Path, act, reason: str, way_on: str) -> None:
+    """Start a run, ``act`` on its OUTDIR mid-run, then check it ended with exit 74, one
+    line naming ``reason`` and ``way_on``, and no process left."""
+    proc, rest = start_run(archive, out)
+    act()
     _, stderr = proc.communicate("".join(f"{p}\n" for p in rest), timeout=600)
     wait_all_gone(proc.pid)
     assert proc.returncode == EXIT_OUTDIR, stderr
-    check_one_line(stderr, out, "Read-only file system",
-                   "make its filesystem writable again (or copy OUTDIR to one that is), then "
-                   "run the same command with --resume on it")
+    check_one_line(stderr, out, reason, way_on)
+
+
+def test_filesystem_turning_read_only_mid_run(big_archive, reference, ext4_image, tmp_path):
+    mnt, trigger = ext4_image
+    out = mnt / "out"
+    # an ext4 error: the kernel remounts it read-only, as on bad disks
+    stop_mid_run(big_archive, out, lambda: trigger.write_text("1"), "Read-only file system",
+                 "make its filesystem writable again (or copy OUTDIR to one that is), then "
+                 "run the same command with --resume on it")
     check_no_half_files(out, cut_tail_ok=True)
     moved = tmp_path / "moved"  # the way on: OUTDIR copied to a writable disk
     shutil.copytree(out, moved)
@@ -180,14 +187,10 @@ def test_filesystem_turning_read_only_mid_run(big_archive, reference, ext4_image
 
 def test_outdir_removed_mid_run(big_archive, reference, tmp_path):
     out = tmp_path / "out"
-    proc, rest = start_run(big_archive, out)
-    shutil.rmtree(out)  # a cleanup job, a user in the wrong directory
-    _, stderr = proc.communicate("".join(f"{p}\n" for p in rest), timeout=600)
-    wait_all_gone(proc.pid)
-    assert proc.returncode == EXIT_OUTDIR, stderr
-    check_one_line(stderr, out, "No such file or directory",
-                   "OUTDIR or a file in it was removed during the run; run the same command "
-                   "with --resume to finish what is left")
+    # a cleanup job, a user in the wrong directory
+    stop_mid_run(big_archive, out, lambda: shutil.rmtree(out), "No such file or directory",
+                 "OUTDIR or a file in it was removed during the run; run the same command "
+                 "with --resume to finish what is left")
     assert not out.exists()  # not made again, holding only a summary
     check_resume(big_archive, out, reference)
 
