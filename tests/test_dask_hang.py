@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("distributed")
 
 import fastdump  # noqa: E402
+import fastdump.pool  # noqa: E402
 
 from . import test_dask_pool  # noqa: E402
 from .conftest import pydicom_file  # noqa: E402
@@ -30,9 +31,10 @@ cluster, hooks = test_dask_pool.cluster, test_dask_pool.hooks
 NAMES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
 
 
-def test_file_that_hangs_its_worker_is_an_error_record(cluster, hooks, tmp_path):
+def test_file_that_hangs_its_worker_is_an_error_record(cluster, hooks, tmp_path, monkeypatch):
     address, client = cluster
     hooks()
+    monkeypatch.setattr(fastdump.pool, "HUNG_GRACE", 2.0)  # the default 5 s: a slower test
     folder = tmp_path / "archive"
     folder.mkdir()
     for name in NAMES:

@@ -52,6 +52,7 @@ def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_
                                                        monkeypatch):
     monkeypatch.setattr(fastdump.pool, "START_AFTER", None)  # every batch in a worker
     monkeypatch.setattr(fastdump.pool, "process_batch", poison.hangs_on_poison)
+    monkeypatch.setattr(fastdump.pool, "HUNG_GRACE", 2.0)  # the default 5 s: a slower test
     summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=1, batch_size=4,
                             file_timeout=0.5, progress=False)
     ok, bad = outcome_lines(tmp_path / "out")

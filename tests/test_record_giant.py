@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 import fastdump
+from fastdump import record
+from fastdump.types import ReadSettings
 
 from .badfiles import ITEM, ITEM_END, SEQ_END, UNDEFINED, element, implicit_file, text_element
 from .helpers import bulk_bytes, jsonl_lines, run_cli
@@ -29,7 +33,7 @@ def multiframe() -> bytes:
     for i in range(FRAMES):
         position = text_element(0x00200032, f"0\\0\\{i}.5".encode())
         index = element(0x00209157, struct.pack("<LL", 1, i + 1))
-        frames.append(sequence(0x00209113, [position]) + sequence(0x00209111, [index]))
+        frames.append(sequence(0x00209111, [index]) + sequence(0x00209113, [position]))
     return implicit_file(text_element(0x00080016, b"1.2.840.10008.5.1.4.1.1.2.1")
                          + text_element(0x00280008, str(FRAMES).encode())
                          + sequence(0x52009230, frames))
@@ -41,7 +45,7 @@ def rtstruct() -> bytes:
     contours = [text_element(0x30060042, b"CLOSED_PLANAR")
                 + text_element(0x30060046, str(POINTS // 3).encode())
                 + text_element(0x30060050, points) for _ in range(CONTOURS)]
-    roi = text_element(0x30060084, b"1") + sequence(0x30060040, contours)
+    roi = sequence(0x30060040, contours) + text_element(0x30060084, b"1")  # in tag order
     return implicit_file(text_element(0x00080016, b"1.2.840.10008.5.1.4.1.1.481.3")
                          + sequence(0x30060039, [roi]))
 
@@ -76,6 +80,15 @@ def test_ten_thousand_frames_are_all_dumped(giants):
     assert len(frames) == FRAMES
     assert frames[-1]["00209113"]["Value"][0]["00200032"]["Value"] == [0, 0, FRAMES - 0.5]
     assert frames[-1]["00209111"]["Value"][0]["00209157"]["Value"] == [1, FRAMES]
+
+
+def test_both_read_paths_give_the_same_giant_record(giants):
+    path = str(giants / "multiframe.dcm")
+    settings = ReadSettings()
+    fast, fallback = record.try_fast_record(path, os.path.getsize(path), None, settings)
+    assert fallback is None  # the giant is read by the fast path ...
+    reference = record.read_record_pydicom(path, os.path.getsize(path), None, settings)
+    assert orjson.dumps(fast) == orjson.dumps(reference)  # ... byte for byte as pydicom's
 
 
 def test_contour_points_are_all_dumped(giants):

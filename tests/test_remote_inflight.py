@@ -28,12 +28,14 @@ s3fs = pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 import fastdump  # noqa: E402
+import fastdump.pool  # noqa: E402
 from fastdump import batching, remote  # noqa: E402
 from fastdump.batching import FIRST, MOST, BatchSizer, batches  # noqa: E402
 from fastdump.types import Entry, Options  # noqa: E402
 from fastdump.walk import walk  # noqa: E402
 from fastdump.worker import process_batch  # noqa: E402
 
+from . import poison  # noqa: E402
 from .conftest import NOT_DICOM, pydicom_file  # noqa: E402
 from .helpers import records_by_path, run_cli  # noqa: E402
 from .s3_support import CountingProxy, start_moto, write_large_dicom  # noqa: E402
@@ -45,7 +47,7 @@ MANY = [f"f{i:03d}-{SAMPLES[i % len(SAMPLES)]}" for i in range(40)] + ["notes.dc
 LONG = "long.dcm"  # a header longer than one prefetched block
 LONG_TEXT = "".join(f"finding {i:05d}: nothing to report.\n" for i in range(2500))  # ~90 KB
 PIXEL_BYTES = 20_000_000
-DELAY = 0.2  # seconds per request through the slow proxy
+DELAY = 0.1  # seconds per request through the slow proxy
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -147,7 +149,7 @@ def test_requests_overlap_up_to_the_concurrency_and_records_are_unchanged(
     # the listing may be in flight next to the fetches
     assert proxy.max_in_flight <= concurrency + 1
     if concurrency > 1:
-        # 42 objects, 0.2 s each: one at a time would take 8 s; the bound is loose so a
+        # 42 objects, 0.1 s each: one at a time would take 4 s; the bound is loose so a
         # busy machine cannot fail it, but nowhere near one at a time
         assert proxy.max_in_flight >= concurrency // 2
 
@@ -296,6 +298,35 @@ def test_every_object_once_over_many_batches_and_listing_pages(store, tmp_path):
     assert len(gets(store.proxy, "pages/")) == len(names)
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert (summary["files"], summary["ok"], summary["errors"]) == (1100, 1078, 22)
+
+
+# ------------------------------------------------------------- which process reads
+
+# Each outcome names the process that read it (tests/poison.py), as its "fallback".
+
+
+def test_a_short_run_of_objects_reads_them_here(s3_env, local_many, tmp_path, monkeypatch):
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)  # what holds them back: not this
+    url = f"s3://{BUCKET}/many/"
+    summary = fastdump.dump([url], tmp_path / "out", jobs=2, progress=False, batch_size=4)
+    assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
+    assert records_by_path(tmp_path / "out", [url]) == local_many
+
+
+def test_a_longer_run_of_objects_hands_them_to_workers(s3_env, local_many, tmp_path,
+                                                       monkeypatch):
+    fastdump.pool.shutdown_local_pool()
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    monkeypatch.setenv("FASTDUMP_TEST_SLOW_PID", str(os.getpid()))
+    monkeypatch.setattr(fastdump.pool, "REMOTE_START_AFTER", 0)
+    url = f"s3://{BUCKET}/many/"
+    summary = fastdump.dump([url], tmp_path / "out", jobs=2, progress=False, batch_size=2)
+    pids = {int(reason.split()[1]) for reason in summary.fallback_reasons}
+    # the first batches were read here while the workers started (and imported the
+    # store's client), the others by them
+    assert os.getpid() in pids and pids - {os.getpid()}, pids
+    assert records_by_path(tmp_path / "out", [url]) == local_many
 
 
 # ------------------------------------------------------------- batches and the option
