@@ -61,13 +61,16 @@ def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_
     assert (summary.ok, summary.errors) == (40, 1)
 
 
-def test_a_short_run_starts_no_worker_process(tmp_path):
+def test_a_short_run_starts_no_worker_process_and_shows_no_bar(tmp_path):
+    """Nor imports what it does not use: the pool's modules, or tqdm (the bar would show
+    only after fastdump.runner.BAR_DELAY)."""
     code = (f"import sys, fastdump; s = fastdump.dump([{pydicom_file('CT_small.dcm')!r}], "
-            f"{str(tmp_path / 'out')!r}, progress=False); assert s.ok == 1; "
-            "assert 'joblib.externals.loky' not in sys.modules; print('no pool')")
+            f"{str(tmp_path / 'out')!r}); assert s.ok == 1; "
+            "unused = {'joblib.externals.loky', 'concurrent.futures', 'tqdm'}; "
+            "assert not unused & set(sys.modules), unused & set(sys.modules); print('no pool')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
-    assert result.stdout.strip() == "no pool", result.stderr
+    assert (result.stdout.strip(), result.stderr) == ("no pool", ""), result.stderr
 
 
 def test_a_longer_run_hands_its_batches_to_worker_processes(archive, tmp_path, monkeypatch):
