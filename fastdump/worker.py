@@ -65,12 +65,18 @@ def _process_one(
     try:
         entry = _restat(entry)
         if timeout:
+            deadline = time.monotonic() + timeout
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             record, fallback = try_fast_record(entry.path, entry.size, entry.mtime, opts.read)
             if record is None:
                 record = read_record_pydicom(entry.path, entry.size, entry.mtime, opts.read)
-            return Outcome(entry.path, entry.size, entry.mtime, payload=serialize(record),
+            payload = serialize(record)
+            if timeout and time.monotonic() > deadline:
+                # The alarm went off in an import, which it let finish: the rest of
+                # the file may have taken less than its next tick.
+                raise FileTimeout()
+            return Outcome(entry.path, entry.size, entry.mtime, payload=payload,
                            fallback=fallback)
         finally:
             if timeout:
@@ -132,7 +138,9 @@ def _note_blocked(started: tuple[float, float], ended: tuple[float, float],
     wall = ended[0] - started[0]
     blocked = (wall - (ended[1] - started[1])) / wall if wall > 0 else 0.0
     if cold is not None:
-        _reads_wait = cold or blocked > WAIT_ON
+        # Files all cached: the hints bought nothing, whatever else blocked the batch
+        # (a slow open on a network filesystem is not helped by them).
+        _reads_wait = cold
     elif blocked > WAIT_ON:
         _reads_wait = True
     elif blocked < WAIT_OFF:

@@ -112,6 +112,18 @@ def test_files_in_the_page_cache_are_not_hinted_and_stop_the_read_ahead(folder, 
     assert reads_wait._reads_wait is False  # the next batch is not read ahead
 
 
+def test_a_batch_of_cached_files_stops_the_hints_however_long_it_was_blocked(reads_wait):
+    # Blocked 90 % of its time (a slow open on a network filesystem, say), but every
+    # file was in the page cache: the hints would buy nothing.
+    reads_wait._reads_wait = True
+    worker._note_blocked((0.0, 0.0), (1.0, 0.1), cold=False)
+    assert reads_wait._reads_wait is False
+    worker._note_blocked((0.0, 0.0), (1.0, 0.1), cold=None)  # cannot tell: blocked decides
+    assert reads_wait._reads_wait is True
+    worker._note_blocked((0.0, 0.0), (1.0, 0.1), cold=True)
+    assert reads_wait._reads_wait is True
+
+
 def test_a_cold_batch_keeps_the_read_ahead_and_records_are_unchanged(folder, reads_wait):
     reads_wait._reads_wait = False
     plain = lines(worker.process_batch(folder, Options()))

@@ -6,9 +6,11 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import orjson
 
+from fastdump import worker
 from fastdump.types import Entry, Options
 from fastdump.worker import process_batch
 
@@ -72,3 +74,21 @@ def test_a_timeout_during_the_first_import_of_pydicom_costs_only_that_file():
     first, second = json.loads(result.stdout)
     assert first.startswith("FileTimeout: reading took longer than 0.5 s")
     assert second == "ok", second  # the same file, in the same worker, without a timeout
+
+
+def test_a_file_past_its_limit_fails_even_when_the_alarm_was_held_off(tmp_path, monkeypatch):
+    # An alarm in an import only re-arms itself; the file's rest can end before the
+    # next tick, and must fail all the same (seen on a fast machine: "ok").
+    shutil.copy(pydicom_file("CT_small.dcm"), tmp_path / "a.dcm")
+    entry = Entry(str(tmp_path / "a.dcm"), (tmp_path / "a.dcm").stat().st_size, 1.0)
+    read = worker.try_fast_record
+
+    def slow_read(*args):
+        time.sleep(0.05)
+        return read(*args)
+
+    monkeypatch.setattr(worker, "_importing", lambda frame: True)  # every tick held off
+    monkeypatch.setattr(worker, "try_fast_record", slow_read)
+    (outcome,) = process_batch([entry], Options(file_timeout=0.01))
+    assert orjson.loads(outcome.error_line)["error"].startswith(
+        "FileTimeout: reading took longer than 0.01 s")
