@@ -87,6 +87,12 @@ def current_loky_executor() -> Any:
     return reusable_executor._executor
 
 
+def loky_executor_usable(executor: Any) -> bool:
+    """Whether an executor still takes work (not broken by a dead worker, not shut down)."""
+    flags = executor._flags
+    return flags.broken is None and not flags.shutdown
+
+
 def loky_feeder_thread(executor: Any) -> Any:
     """The thread feeding an executor's call queue (loky does not join it itself)."""
     return getattr(getattr(executor, "_call_queue", None), "_thread", None)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from . import compat
 from .source import is_url
 from .stopping import deferred, ignore_stop_signals, stop_executor
-from .types import Batch, Entry, Options, Outcome, Problem
-from .worker import failed, process_batch
+from .types import Batch, BatchResult, Entry, Options, Outcome, Problem
+from .worker import failed, process_batch, read_batch
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -48,21 +48,33 @@ class LocalPool:
 
         self.jobs = jobs
         self.lost: tuple[type[BaseException], ...] = (BrokenProcessPool, ShutdownExecutorError)
+        self._current: Any = None  # the executor of the last submit
 
     def wait_any(self, futures: Iterable[Future], timeout: float | None = None) -> set[Future]:
         return _wait_any(futures, timeout)
 
     def kill(self) -> None:
         """Kill every worker; the next submit gets a fresh pool."""
+        self._current = None
         stop_executor(_executor(self.jobs))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        # _executor hands back a fresh pool after a worker died. Deferred: a stop
-        # signal in the middle of loky's bookkeeping shows as a traceback at
-        # shutdown; and the workers this starts must not die of a group's signal.
+        # Deferred: a stop signal in the middle of loky's bookkeeping shows as a
+        # traceback at shutdown; and the workers this starts must not die of a
+        # group's signal.
+        executor = self._current
+        if executor is not None and compat.loky_executor_usable(executor):
+            # The same pool as last time: asking loky and its resource trackers
+            # again cost ~0.2 ms a batch, in the parent, which 2 cores cannot spare.
+            try:
+                with deferred():
+                    return executor.submit(fn, *args)
+            except self.lost:
+                pass  # a worker died since: a fresh pool
         _start_resource_trackers()
         with deferred():
-            return _executor(self.jobs).submit(fn, *args)
+            executor = self._current = _executor(self.jobs)  # fresh after a worker died
+            return executor.submit(fn, *args)
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
@@ -73,6 +85,7 @@ class LocalPool:
         """
         from concurrent.futures import TimeoutError as FutureTimeout
 
+        self._current = None  # loky resizes its one pool to a worker for this
         for attempt in (1, 2):
             _start_resource_trackers()
             with deferred():
@@ -240,7 +253,7 @@ def _executor(workers: int) -> Any:
 
 def run_batches(
     pool: Any, batches: Iterable[Batch], opts: Options, in_flight: int
-) -> Iterator[list[Outcome]]:
+) -> Iterator[BatchResult]:
     """Yield the outcomes of every batch; a file is in exactly one outcome.
 
     A batch that outlives its deadline means a worker hung where the per-file
@@ -258,7 +271,7 @@ def run_batches(
             if batch is None:
                 exhausted = True
             else:
-                future = pool.submit(process_batch, batch, opts)
+                future = pool.submit(read_batch, batch, opts, process_batch)
                 pending[future] = batch
                 deadlines[future] = time.monotonic() + _batch_budget(batch, opts, in_flight)
         if not pending:
@@ -289,7 +302,7 @@ def run_batches(
 
 def _retry_lost(
     pool: Any, lost: list[Batch], pending: dict[Future, Batch], opts: Options
-) -> Iterator[list[Outcome]]:
+) -> Iterator[BatchResult]:
     # A dead worker breaks the whole pool: every batch still in flight is lost too.
     for future, batch in list(pending.items()):
         try:

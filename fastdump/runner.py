@@ -30,8 +30,10 @@ from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
 from .types import (
     FETCH_CONCURRENCY,
+    BatchResult,
     Entry,
     Found,
+    Lines,
     Options,
     Outcome,
     Problem,
@@ -157,9 +159,8 @@ class _Job:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
             sizer = BatchSizer(pool.jobs, batch_size, opts.fetch_concurrency)
             work = batches(self._to_read(found), sizer)
-            for outcomes in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
-                self._write(outcomes)
-                sizer.finished(len(outcomes))
+            for result in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
+                sizer.finished(self._write(result))
 
     def _to_read(self, found: Iterator[list[Found]]) -> Iterator[Entry | Problem]:
         """Count what the walk finds and pass on what must be read now.
@@ -195,14 +196,24 @@ class _Job:
                 self.bar.total += 1
                 yield item
 
-    def _write(self, outcomes: list[Outcome]) -> None:
+    def _write(self, result: BatchResult) -> int:
+        """Write a batch's outcomes; how many files it held."""
         # A batch is written whole before a stop signal is acted on.
         with stopping.deferred(), writing(self.out):
-            self._write_batch(outcomes)
-
-    def _write_batch(self, outcomes: list[Outcome]) -> None:
+            if isinstance(result, Lines):
+                files = self._write_lines(result)
+            else:
+                files = self._write_outcomes(result)
+            self.writer.flush()
         s = self.summary
-        nbytes = 0
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{s.bytes / 1e6 / elapsed:.1f} MB/s, {s.errors} errors",
+                                 refresh=False)
+        self.bar.update(files)
+        return files
+
+    def _write_outcomes(self, outcomes: list[Outcome]) -> int:
+        s = self.summary
         for outcome in outcomes:
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
@@ -211,16 +222,26 @@ class _Job:
                 self.writer.write(outcome)
                 s.ok += 1
             if outcome.fallback is not None:
-                s.fallbacks += 1
-                reasons = s.fallback_reasons
-                reasons[outcome.fallback] = reasons.get(outcome.fallback, 0) + 1
-            nbytes += outcome.size or 0
-        self.writer.flush()
-        s.bytes += nbytes
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{s.bytes / 1e6 / elapsed:.1f} MB/s, {s.errors} errors",
-                                 refresh=False)
-        self.bar.update(len(outcomes))
+                self._fell_back(outcome.fallback)
+            s.bytes += outcome.size or 0
+        return len(outcomes)
+
+    def _write_lines(self, lines: Lines) -> int:
+        s = self.summary
+        self.writer.write_lines(lines.records)
+        for line in lines.errors:
+            self.writer.write_error(line)
+        for reason in lines.fallbacks:
+            self._fell_back(reason)
+        s.ok += lines.dumped
+        s.errors += len(lines.errors)
+        s.bytes += lines.nbytes
+        return lines.dumped + len(lines.errors)
+
+    def _fell_back(self, reason: str) -> None:
+        s = self.summary
+        s.fallbacks += 1
+        s.fallback_reasons[reason] = s.fallback_reasons.get(reason, 0) + 1
 
     def stopped(self, exc: BaseException) -> None:
         """The run was stopped: by a signal (Ctrl-C, SIGTERM, SIGHUP), by OUTDIR, or by

@@ -94,6 +94,25 @@ class Outcome(NamedTuple):
     fallback: str | None = None
 
 
+class Lines(NamedTuple):
+    """A batch's outcomes, packed by its worker for a format whose records are lines.
+
+    Sent back as a handful of objects instead of one per file, and the records
+    written with one call: in the parent, unpickling an outcome per file was
+    ~17 µs, the largest share of its time on a run of small files.
+    """
+
+    records: bytes  # the dumped files' lines, joined in batch order
+    dumped: int  # how many lines ``records`` holds
+    errors: list[bytes]  # the error lines of the files that could not be dumped
+    fallbacks: list[str]  # why files left the fast path, one entry per file that did
+    nbytes: int  # the size of the batch's files, summed
+
+
+# What a worker answers for a batch
+BatchResult = list[Outcome] | Lines
+
+
 @dataclass
 class Summary:
     """What a run did. Also written to OUTDIR/summary.json."""

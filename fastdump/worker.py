@@ -26,7 +26,7 @@ from .record import (
     try_fast_record,
 )
 from .source import LocalReadAhead, ReadAhead, is_url, reading_ahead
-from .types import Batch, Entry, Options, Outcome, Problem
+from .types import Batch, BatchResult, Entry, Lines, Options, Outcome, Problem
 
 # Local read-ahead hints (source.LocalReadAhead) cost an open per file: a worker
 # gives them while its batches wait on their reads. They start when a batch spends
@@ -35,6 +35,21 @@ from .types import Batch, Entry, Options, Outcome, Problem
 # already (where the system cannot tell: when a batch is blocked less than WAIT_OFF).
 WAIT_ON, WAIT_OFF = 0.25, 0.10
 _reads_wait = True  # in this process, did the last local batch wait on its reads?
+
+
+def read_batch(entries: Batch, opts: Options,
+               process: Callable[[Batch, Options], list[Outcome]] | None = None) -> BatchResult:
+    """``process`` (:func:`process_batch`), its outcomes packed as :class:`Lines` for a
+    format whose records are lines: what the pool runs, and the parent takes the
+    batch at one go."""
+    outcomes = (process or process_batch)(entries, opts)
+    if not get_format(opts.format).records_are_lines:
+        return outcomes
+    ok = [o.payload for o in outcomes if o.error_line is None]
+    return Lines(b"".join(ok), len(ok),
+                 [o.error_line for o in outcomes if o.error_line is not None],
+                 [o.fallback for o in outcomes if o.fallback is not None],
+                 sum(o.size or 0 for o in outcomes))
 
 
 def process_batch(entries: Batch, opts: Options) -> list[Outcome]:

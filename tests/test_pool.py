@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,27 @@ def test_a_run_shorter_than_the_start_of_workers_reads_everything_here(archive, 
     summary = fastdump.dump([archive], tmp_path / "out", jobs=2, progress=False)
     assert summary.ok + summary.errors == summary.files > 100
     assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
+
+
+def pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_the_pool_keeps_its_workers_after_a_file_read_alone_and_after_a_dead_worker():
+    # LocalPool reuses its executor from submit to submit: it must notice when loky
+    # shrank it to one worker (a file read alone) or a worker's death broke it.
+    fastdump.pool.shutdown_local_pool()
+    pool = fastdump.pool.LocalPool(2)
+
+    def workers_used() -> int:
+        return len({f.result() for f in [pool.submit(pid_after, 0.3) for _ in range(4)]})
+
+    assert workers_used() == 2
+    assert pool.isolate(pid_after, 0) != os.getpid()
+    assert workers_used() == 2
+    with pytest.raises(pool.lost):
+        pool.submit(poison.die_like_a_segfault).result(timeout=60)
+    assert workers_used() == 2
+    pool.kill()
+    assert workers_used() == 2

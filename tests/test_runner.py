@@ -10,7 +10,9 @@ import pydicom
 import pytest
 
 import fastdump
+import fastdump.pool
 from fastdump import hotpath
+from fastdump.formats.jsonl import JsonlFormat
 
 from .conftest import NOT_DICOM, pydicom_file, regular_files
 from .helpers import accounted, read_jsonl
@@ -156,3 +158,21 @@ def test_the_progress_bar_shows_once_the_run_lasts(archive, tmp_path, monkeypatc
     bar = capsys.readouterr().err.rsplit("\r", 1)[-1]
     assert f"{summary.files}/{summary.files}" in bar and "file/s" in bar, bar
 
+
+
+def test_batches_packed_as_lines_write_what_outcomes_one_by_one_write(archive, tmp_path,
+                                                                      monkeypatch):
+    # jsonl batches come back from the workers as Lines (one buffer of records); the
+    # formats whose records are not lines write outcome by outcome. Same files, same bytes.
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 3600)  # in this process
+    packed = fastdump.dump([archive], tmp_path / "packed", batch_size=7, progress=False)
+    monkeypatch.setattr(JsonlFormat, "records_are_lines", False)
+    one_by_one = fastdump.dump([archive], tmp_path / "outcomes", batch_size=7, progress=False)
+    for name in ("dump.jsonl", "errors.jsonl"):  # batches in flight finish in any order
+        packed_lines = (tmp_path / "packed" / name).read_bytes().splitlines(keepends=True)
+        lines = (tmp_path / "outcomes" / name).read_bytes().splitlines(keepends=True)
+        assert sorted(packed_lines) == sorted(lines), name
+    counts = ("files", "ok", "errors", "bytes", "fallbacks", "fallback_reasons")
+    assert ({k: getattr(packed, k) for k in counts}
+            == {k: getattr(one_by_one, k) for k in counts})
+    assert packed.errors and packed.fallbacks and packed.ok  # every kind of outcome was met

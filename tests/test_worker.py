@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import orjson
 
 from fastdump import worker
-from fastdump.types import Entry, Options
+from fastdump.types import Entry, Lines, Options
 from fastdump.worker import process_batch
 
 from .conftest import pydicom_file
@@ -92,3 +93,22 @@ def test_a_file_past_its_limit_fails_even_when_the_alarm_was_held_off(tmp_path, 
     (outcome,) = process_batch([entry], Options(file_timeout=0.01))
     assert orjson.loads(outcome.error_line)["error"].startswith(
         "FileTimeout: reading took longer than 0.01 s")
+
+
+def test_a_batch_of_lines_is_its_outcomes_packed(archive):
+    files = [archive / "pydicom" / name for name in ("CT_small.dcm", "image_dfl.dcm",
+                                                     "rtplan_truncated.dcm")]
+    files += [archive / "junk" / name for name in sorted(os.listdir(archive / "junk"))]
+    entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in files]
+    outcomes = process_batch(entries, Options())
+    lines = worker.read_batch(entries, Options())
+    assert isinstance(lines, Lines)
+    assert lines.records == b"".join(o.payload for o in outcomes if o.error_line is None)
+    assert lines.dumped == sum(o.error_line is None for o in outcomes) >= 2
+    assert lines.errors == [o.error_line for o in outcomes if o.error_line is not None]
+    assert lines.errors and lines.fallbacks  # junk fails; deflate leaves the fast path
+    assert lines.fallbacks == [o.fallback for o in outcomes if o.fallback is not None]
+    assert lines.nbytes == sum(p.stat().st_size for p in files)
+    # a format whose records are not lines gets the outcomes themselves
+    tags = Options(format="tags")
+    assert worker.read_batch(entries, tags) == process_batch(entries, tags)

@@ -41,6 +41,10 @@ class Writer:
         """One dumped file: ``outcome.payload`` is what the serializer made of its record."""
         raise NotImplementedError
 
+    def write_lines(self, records: bytes) -> None:
+        """The lines of a batch's dumped files, joined (formats whose records are lines)."""
+        raise NotImplementedError
+
     def write_error(self, line: bytes) -> None:
         self.errors.write(line)
 
@@ -87,6 +91,8 @@ class Format:
     name: ClassVar[str]
     ledger_name: ClassVar[str] = "dump.jsonl"
     files: ClassVar[SideFiles] = PLAIN  # errors.jsonl, summary.json, fastdump.json
+    # Each record is one line, written as it is (Writer.write_lines takes a batch's)
+    records_are_lines: ClassVar[bool] = False
 
     # -- options (parent, before anything is written) -------------------------------
 

@@ -16,6 +16,7 @@ from .base import Format, Serializer, Writer
 class JsonlFormat(Format):
     name = "jsonl"
     ledger_name = "dump.jsonl"
+    records_are_lines = True
 
     def serializer(self, opts: Options) -> Serializer:
         return dumps_line
@@ -27,3 +28,6 @@ class JsonlFormat(Format):
 class JsonlWriter(Writer):
     def write(self, outcome: Outcome) -> None:
         self.ledger.write(outcome.payload)
+
+    def write_lines(self, records: bytes) -> None:
+        self.ledger.write(records)
