@@ -1,7 +1,8 @@
 """``-o -``: JSON Lines records on standard output, for pipes (``| jq``, ``| duckdb``).
 
 Each dumped file is its dump.jsonl record, each file that could not be read
-its errors.jsonl line (with ``"error"``), in the order batches finish. Nothing
+its errors.jsonl line (with ``"error"``), in the order batches finish (a batch's
+records, then its error lines). Nothing
 is written to disk; the summary goes to standard error. Without an OUTDIR
 there is nothing to resume. A reader that goes away (``| head``) ends the run
 quietly: :class:`StdoutClosed`.
@@ -27,6 +28,7 @@ class StdoutClosed(Exception):
 class StdoutFormat(Format):
     name = "jsonl"  # what it writes, as far as options and summaries go
     ledger_name = ""
+    records_are_lines = True  # workers pack "jsonl" batches as Lines
 
     @staticmethod
     def accept(fmt: Format) -> None:
@@ -61,6 +63,9 @@ class StdoutWriter(Writer):
 
     def write(self, outcome: Outcome) -> None:
         self._put(outcome.payload)
+
+    def write_lines(self, records: bytes) -> None:
+        self._put(records)
 
     def write_error(self, line: bytes) -> None:
         self._put(line)
