@@ -1,11 +1,10 @@
 """``-o -``: JSON Lines records on standard output, for pipes (``| jq``, ``| duckdb``).
 
 Each dumped file is its dump.jsonl record, each file that could not be read
-its errors.jsonl line (with ``"error"``), in the order batches finish (a batch's
-records, then its error lines). Nothing
-is written to disk; the summary goes to standard error. Without an OUTDIR
-there is nothing to resume. A reader that goes away (``| head``) ends the run
-quietly: :class:`StdoutClosed`.
+its errors.jsonl line (with ``"error"``), in the order batches finish (a
+batch's records, then its error lines). Nothing is written to disk; the
+summary goes to standard error. Without an OUTDIR there is nothing to resume.
+A reader that goes away (``| head``) ends the run quietly: :class:`StdoutClosed`.
 """
 
 from __future__ import annotations
