@@ -27,7 +27,6 @@ class StdoutClosed(Exception):
 class StdoutFormat(Format):
     name = "jsonl"  # what it writes, as far as options and summaries go
     ledger_name = ""
-    records_are_lines = True  # workers pack "jsonl" batches as Lines
 
     @staticmethod
     def accept(fmt: Format) -> None:
@@ -64,6 +63,7 @@ class StdoutWriter(Writer):
         self._put(outcome.payload)
 
     def write_lines(self, records: bytes) -> None:
+        # the workers pack batches by --format: "jsonl" (JsonlFormat.records_are_lines)
         self._put(records)
 
     def write_error(self, line: bytes) -> None:
