@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import signal
@@ -271,7 +272,18 @@ def run() -> None:
                     shutdown_local_pool()
             except KeyboardInterrupt as exc:  # came while the workers were stopped
                 code = stopping.exit_code(stopping.signal_number(exc))
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit without the interpreter's teardown: freeing every module's objects one by
+    one (pydicom's dictionaries, numpy's...) took 0.13-0.2 s, a tenth of a small run.
+    Everything fastdump wrote is closed by now; the exit handlers still run."""
+    atexit._run_exitfuncs()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 _EXIT_GRACE = 30.0  # seconds

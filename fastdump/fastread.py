@@ -590,7 +590,10 @@ class _Parser:
             else:
                 pos = start + length
                 if end >= 0 and pos > end:
-                    raise Unsupported(MALFORMED, "an item overruns its sequence")
+                    # pydicom reads a defined-length sequence's value first: an item
+                    # claiming more ends with it (an element across that end does not
+                    # fit the item, and is left to pydicom)
+                    pos = end
                 self.parse(item, start, pos, top=False, meta_group=False, depth=depth + 1)
             items.append(item)
 

@@ -43,7 +43,7 @@ from .types import (
 )
 from .walk import read_path_list, walk_chunks
 
-_WALK_AHEAD = 20_000  # files the walk may find ahead of the workers
+_WALK_AHEAD = 5_000  # files the walk may find ahead of the workers: seconds of work
 BAR_DELAY = 0.5  # seconds before the progress bar shows
 
 __all__ = ["FORMATS", "Summary", "dump"]

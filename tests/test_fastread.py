@@ -14,7 +14,7 @@ import warnings
 import orjson
 import pydicom
 import pytest
-from pydicom.data import get_charset_files
+from pydicom.data import get_charset_files, get_testdata_file
 
 import fastdump
 from fastdump import fastjson, record
@@ -204,6 +204,32 @@ def test_a_huge_length_field_allocates_nothing(tmp_path):
     path.write_bytes(bytes(data[:at + 200]))
     assert fast(str(path)) == "Unsupported"  # past the end of the file: pydicom reports it
     assert reference(str(path)).startswith("TruncatedError")
+
+
+def test_an_item_longer_than_its_sequence_ends_with_the_sequence(tmp_path):
+    # pydicom reads a defined-length sequence's bytes, then its items from them:
+    # DICOMDIR-nooffset's last item claims 24 bytes more than its sequence holds
+    assert fast(pydicom_file("DICOMDIR-nooffset")) == reference(pydicom_file("DICOMDIR-nooffset"))
+    assert isinstance(fast(pydicom_file("DICOMDIR-nooffset")), bytes)
+    source = get_testdata_file("DICOMDIR")  # the sequence is the last element
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(source)
+    item = ds.DirectoryRecordSequence[-1].seq_item_tell
+    data = bytearray(open(source, "rb").read())
+    assert data[item:item + 4] == b"\xfe\xff\x00\xe0"
+    length = int.from_bytes(data[item + 4:item + 8], "little")
+    longer = tmp_path / "item-claims-more"
+    longer.write_bytes(data[:item + 4] + (length + 100).to_bytes(4, "little") + data[item + 8:])
+    got = fast(str(longer))
+    assert isinstance(got, bytes) and got == reference(str(longer))
+    # an element across the sequence's end is not the item's: left to pydicom
+    sequence = data.rindex(b"\x04\x00\x20\x12SQ\x00\x00", 0, item)
+    shorter = bytearray(data)
+    declared = int.from_bytes(data[sequence + 8:sequence + 12], "little")
+    shorter[sequence + 8:sequence + 12] = (declared - 4).to_bytes(4, "little")
+    (tmp_path / "element-across").write_bytes(shorter)
+    assert fast(str(tmp_path / "element-across")) == "Unsupported"
 
 
 # --- --tags ---------------------------------------------------------------------
