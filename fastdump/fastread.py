@@ -626,8 +626,9 @@ class _Parser:
             found = _DICTIONARY_VR[tag] or "UN"
         else:
             raise Unsupported(UN_ELEMENT, "long UN element")
-        if found == "SQ" or found in _AMBIGUOUS:
+        if found in _AMBIGUOUS:
             raise Unsupported(UN_ELEMENT, f"UN element that pydicom reads as {found}")
+        # "SQ": pydicom reads the value's items as those of any defined-length sequence
         return found
 
 

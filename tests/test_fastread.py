@@ -15,6 +15,7 @@ import orjson
 import pydicom
 import pytest
 from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.dataelem import RawDataElement
 
 import fastdump
 from fastdump import fastjson, record
@@ -230,6 +231,48 @@ def test_an_item_longer_than_its_sequence_ends_with_the_sequence(tmp_path):
     shorter[sequence + 8:sequence + 12] = (declared - 4).to_bytes(4, "little")
     (tmp_path / "element-across").write_bytes(shorter)
     assert fast(str(tmp_path / "element-across")) == "Unsupported"
+
+
+def sequences_written_as_un(path: str) -> bytes | None:
+    """The file with each top-level defined-length sequence's VR written as UN, if it
+    is explicit VR little endian and has one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - not a file to rewrite
+            return None
+    if ds.original_encoding != (False, True):
+        return None
+    data = bytearray(open(path, "rb").read())
+    found = False
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.VR == "SQ" and raw.length != 0xFFFFFFFF:
+            assert data[raw.value_tell - 8:raw.value_tell - 6] == b"SQ"
+            data[raw.value_tell - 8:raw.value_tell - 6] = b"UN"
+            found = True
+    return bytes(data) if found else None
+
+
+def test_sequences_written_as_un_are_read_as_pydicom_reads_them(tmp_path):
+    # pydicom gives a UN element its dictionary VR; for SQ it reads the value's items
+    # (rtdose_rle.dcm has one, of implicit VR items)
+    compared = 0
+    for path in ["rtdose_rle.dcm", "rtdose_rle_1frame.dcm"]:
+        assert isinstance(fast(pydicom_file(path)), bytes), path
+    for path in PYDICOM_FILES:
+        data = sequences_written_as_un(path) if os.path.getsize(path) < 2_000_000 else None
+        if data is None:
+            continue
+        rewritten = tmp_path / f"{compared}-{os.path.basename(path)}"
+        rewritten.write_bytes(data)
+        got = fast(str(rewritten))
+        if got != "Unsupported":
+            assert got == reference(str(rewritten)), path
+            assert isinstance(got, bytes) and b'"vr":"SQ"' in got, path
+            compared += 1
+    assert compared >= 15, compared
 
 
 # --- --tags ---------------------------------------------------------------------
