@@ -69,7 +69,9 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                    help="dump only the I-th of N deterministic slices of the files (1-based); "
                         "join the N outputs with fastdump merge")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                   help="worker processes (default: all cores; -1 all, -2 all but one)")
+                   help="worker processes (default: all cores; -1 all, -2 all but one); "
+                        "a run that fastdump's own process finishes sooner, within 3 s, "
+                        "starts none")
     p.add_argument("--files-from", metavar="FILE",
                    help="read paths to dump from FILE, one per line ('-' for stdin)")
     p.add_argument("--bulk-any-vr", action="store_true",

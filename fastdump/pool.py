@@ -11,7 +11,9 @@ small runs take in all: :class:`StartingPool` reads the first files in this
 process, starts the workers only once the run has lasted :data:`START_AFTER`
 seconds (:data:`REMOTE_START_AFTER` for objects in a store, whose workers cost
 more to start and whose reading waits on the network rather than the CPU), and
-hands them the batches as soon as they are up.
+hands them the batches as soon as they are up. A run whose walk has ended and
+whose rest this process reads sooner than workers would (at most
+:data:`SMALL_RUN` seconds of it) never starts them.
 """
 
 from __future__ import annotations
@@ -106,18 +108,27 @@ class StartingPool:
     """This process reads the batches until worker processes are up, then they do.
 
     The workers are started only when the run outlasts :data:`START_AFTER`
-    seconds: a dump of one file or one folder never pays for them. While
+    seconds: a dump of one file or one folder never pays for them. Nor does a
+    run whose walk has ended and whose files left (``left``: how many the walk
+    found in all, None while it goes on) this process would read sooner than a
+    pool of ``jobs`` workers, and in at most :data:`SMALL_RUN` seconds. While
     they start, batches are read here, in the main thread (per-file time
     limits still hold there; a crash in C code would end the run, which
-    ``--resume`` then finishes); once every worker has answered, every batch
-    goes to them, with their crash isolation.
+    ``--resume`` then finishes: ``isolate`` then reads every batch in a
+    worker); once every worker has answered, every batch goes to them, with
+    their crash isolation.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, found: Callable[[], int | None] | None = None,
+                 isolate: bool = False) -> None:
         self.jobs = jobs
         self._pool: LocalPool | None = None
         self._warming: list[Future] = []
         self._since: float | None = None  # when the first batch was handed out
+        self._found = found
+        self._isolate = isolate
+        self._handed = 0  # files handed out, here or to the workers
+        self._measured: tuple[float, int] | None = None  # (since, files): this process's pace
 
     @property
     def lost(self) -> tuple[type[BaseException], ...]:
@@ -125,22 +136,47 @@ class StartingPool:
 
     def _workers_up(self, batch: Batch) -> bool:
         if self._pool is None:
-            if START_AFTER is None:  # every batch in a worker, from the first
+            if START_AFTER is None or self._isolate:  # every batch in a worker, from the first
                 self._pool = LocalPool(self.jobs)
                 return True
             # Counted from the first batch, not from the start of the run: a slow start
             # (imports on a busy machine) is no sign of much work.
+            now = time.monotonic()
             if self._since is None:
-                self._since = time.monotonic()
+                self._since = now
             url = batch[0].path if batch and is_url(batch[0].path) else None
-            if time.monotonic() - self._since < (REMOTE_START_AFTER if url else START_AFTER):
+            if now - self._since < (REMOTE_START_AFTER if url else START_AFTER):
+                return False
+            if self._reads_sooner_here(now):
                 return False
             self._pool = LocalPool(self.jobs)
             self._warming = [self._pool.submit(_worker_ready, url) for _ in range(self.jobs)]
         return all(f.done() for f in self._warming)
 
+    def _reads_sooner_here(self, now: float) -> bool:
+        """Whether this process reads the files left sooner than workers would.
+
+        Its pace is taken after its first batch, which pays for the imports.
+        """
+        found = self._found() if self._found is not None else None
+        if found is None:
+            return False  # the walk goes on: maybe a long run
+        if self._measured is None:
+            self._measured = (now, self._handed)
+            return True  # one more batch here, to learn the pace
+        since, files = self._measured
+        if now <= since or self._handed <= files:
+            return True
+        seconds_left = (found - self._handed) * (now - since) / (self._handed - files)
+        # n workers starting in START_COST seconds finish sooner once seconds_left
+        # exceeds START_COST * n / (n - 1); one worker, only by pipelining.
+        worth = START_COST * self.jobs / (self.jobs - 1) if self.jobs > 1 else SMALL_RUN
+        return seconds_left <= min(worth, SMALL_RUN)
+
     def submit(self, fn: Callable[..., Any], batch: Batch, *args: Any) -> Future | _ReadHere:
-        if self._workers_up(batch):
+        up = self._workers_up(batch)
+        self._handed += len(batch)
+        if up:
             assert self._pool is not None
             return self._pool.submit(fn, batch, *args)
         return _ReadHere(fn(batch, *args))  # the workers are not up yet
@@ -205,6 +241,12 @@ START_AFTER: float | None = 0.1
 # requests in flight. Measured on 300 objects 100 ms away: started after 0.1 s, the
 # workers made the run 6.5 s instead of 4.5 s without them.
 REMOTE_START_AFTER = 3.0
+# A run this process finishes within SMALL_RUN seconds (once its walk has ended) is read
+# here, without workers: a crash in C code would cost a rerun of at most that long, and
+# a --resume after a run that did not end reads every batch in a worker.
+SMALL_RUN = 3.0
+# Seconds from starting workers to their first batch, on 2 busy cores (measured: 1-1.5 s)
+START_COST = 1.0
 
 
 def _worker_ready(url: str | None) -> None:

@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,15 +154,22 @@ class _Job:
 
     def process(self, inputs: Iterator[str], follow: bool, opts: Options, jobs: int,
                 batch_size: int | None) -> None:
-        found = _walk_in_background(inputs, follow, self.dedupe)
-        with _open_pool(self.scheduler, jobs) as pool:
+        found = _Walk(inputs, follow, self.dedupe)
+
+        def to_read() -> int | None:
+            """Files this run reads in all, once the walk has ended (None: before)."""
+            return self.bar.total + found.queued() if found.ended else None
+
+        # A resumed run may follow one that a file crashed: every batch in a worker.
+        with _open_pool(self.scheduler, jobs, to_read, isolate=self.previous is not None) \
+                as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
             sizer = BatchSizer(pool.jobs, batch_size, opts.fetch_concurrency)
             work = batches(self._to_read(found), sizer)
             for result in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
                 sizer.finished(self._write(result))
 
-    def _to_read(self, found: Iterator[list[Found]]) -> Iterator[Entry | Problem]:
+    def _to_read(self, found: Iterable[list[Found]]) -> Iterator[Entry | Problem]:
         """Count what the walk finds and pass on what must be read now.
 
         The walk hands on a directory's files at a time; with --resume, each such
@@ -386,32 +393,43 @@ def _inputs(paths: list[str], files_from: Iterable[str] | None) -> Iterator[str]
         yield from read_path_list(files_from)
 
 
-def _walk_in_background(inputs: Iterator[str], follow: bool,
-                        dedupe: bool) -> Iterator[list[Found]]:
-    """Walk in a thread so the progress bar learns the total while files are read.
+class _Walk:
+    """The walk, in a thread, so the progress bar learns the total while files are read.
 
     The queue is bounded: a walk far ahead of the workers would otherwise hold
     the whole archive's paths in memory. It passes chunks (a directory's files),
     not single files: a queue's locks cost more than what a resume does per file.
     """
-    found = _ChunkQueue(maxsize=_WALK_AHEAD)
-    done = object()
-    failure: list[BaseException] = []
 
-    def producer() -> None:
+    def __init__(self, inputs: Iterator[str], follow: bool, dedupe: bool) -> None:
+        self._found = _ChunkQueue(maxsize=_WALK_AHEAD)
+        self._failure: list[BaseException] = []
+        self.ended = False  # the walk has found every file (they may still be queued)
+        threading.Thread(target=self._produce, args=(inputs, follow, dedupe),
+                         name="fastdump-walk", daemon=True).start()
+
+    def _produce(self, inputs: Iterator[str], follow: bool, dedupe: bool) -> None:
         try:
             for chunk in walk_chunks(inputs, follow_symlinks=follow, dedupe=dedupe):
-                found.put(chunk)
+                self._found.put(chunk)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            failure.append(exc)
+            self._failure.append(exc)
         finally:
-            found.put(done)
+            self._found.put(_WALK_ENDED)
+            self.ended = True
 
-    threading.Thread(target=producer, name="fastdump-walk", daemon=True).start()
-    while (chunk := found.get()) is not done:
-        yield chunk
-    if failure:
-        raise failure[0]
+    def queued(self) -> int:
+        """Files found and not yet taken (one more for the end's marker)."""
+        return self._found.qsize()
+
+    def __iter__(self) -> Iterator[list[Found]]:
+        while (chunk := self._found.get()) is not _WALK_ENDED:
+            yield chunk
+        if self._failure:
+            raise self._failure[0]
+
+
+_WALK_ENDED = object()
 
 
 class _ChunkQueue(queue.Queue):
@@ -440,10 +458,11 @@ def _weight(chunk: Any) -> int:
     return max(1, len(chunk)) if isinstance(chunk, list) else 1
 
 
-def _open_pool(scheduler: str | None, jobs: int) -> contextlib.AbstractContextManager:
+def _open_pool(scheduler: str | None, jobs: int, found: Callable[[], int | None],
+               isolate: bool) -> contextlib.AbstractContextManager:
     """Local worker processes, or the Dask cluster at ``scheduler`` ("local": a new one)."""
     if scheduler is None:
-        return StartingPool(jobs)
+        return StartingPool(jobs, found, isolate)
     from .dask_pool import DaskPool  # only --scheduler needs Dask
 
     return DaskPool(scheduler, jobs)

@@ -13,6 +13,8 @@ import pytest
 
 import fastdump
 import fastdump.pool
+import fastdump.runner
+from fastdump.types import Entry
 
 from . import poison
 from .conftest import pydicom_file
@@ -94,6 +96,66 @@ def test_a_run_shorter_than_the_start_of_workers_reads_everything_here(archive, 
     summary = fastdump.dump([archive], tmp_path / "out", jobs=2, progress=False)
     assert summary.ok + summary.errors == summary.files > 100
     assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
+
+
+class WalkedFirst(fastdump.runner._Walk):
+    """The walk, ended before the first batch is read."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        deadline = time.monotonic() + 60
+        while not self.ended and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def test_a_run_this_process_finishes_sooner_starts_no_worker(archive, tmp_path, monkeypatch):
+    # Past START_AFTER, but the walk has ended and the files left take this process
+    # well under SMALL_RUN seconds: workers would only add their start.
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
+    monkeypatch.setattr(fastdump.runner, "_Walk", WalkedFirst)
+    monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
+    summary = fastdump.dump([archive], tmp_path / "out", jobs=2, batch_size=2,
+                            progress=False)
+    assert summary.ok + summary.errors == summary.files > 100
+    assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
+
+
+def batch_pid(batch) -> int:
+    return os.getpid()
+
+
+def first_pid_not_here(pool) -> int:
+    """Submit batches until one is read by another process; its pid."""
+    batch = [Entry("/nowhere/a.dcm", 1, 0.0)] * 2
+    deadline = time.monotonic() + 60
+    while (pid := pool.submit(batch_pid, batch).result(timeout=60)) == os.getpid():
+        assert time.monotonic() < deadline, "no worker took a batch"
+        time.sleep(0.02)
+    return pid
+
+
+@pytest.mark.parametrize("found", [None, 10**6], ids=["walk goes on", "much left"])
+def test_workers_start_for_a_walk_not_ended_or_much_left(found, monkeypatch):
+    # However fast this process reads: a walk that goes on may be a long run, and
+    # a million files are more than SMALL_RUN seconds of anyone's reading.
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
+    with fastdump.pool.StartingPool(2, found=lambda: found) as pool:
+        assert first_pid_not_here(pool) != os.getpid()
+
+
+def test_a_resumed_run_reads_every_batch_in_a_worker(archive, tmp_path, monkeypatch):
+    # The run before may have ended in a crash of this process, on a file it read:
+    # read here again, that file would end every resume the same way.
+    out = tmp_path / "out"
+    fastdump.dump([archive / "study"], out, jobs=1, progress=False)
+    fastdump.pool.shutdown_local_pool()
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
+    summary = fastdump.dump([archive], out, jobs=1, resume=True, batch_size=8,
+                            progress=False)
+    assert summary.new > 100 and summary.unchanged == 2
+    pids = {int(reason.split()[1]) for reason in summary.fallback_reasons}
+    assert pids and os.getpid() not in pids, pids
 
 
 def pid_after(seconds: float) -> int:
