@@ -44,6 +44,7 @@ cdef class _Parser:
     @cython.locals(i=Py_ssize_t)
     cdef bytes value(self, Py_ssize_t pos, Py_ssize_t length)
     @cython.locals(i=Py_ssize_t, b0=int, b1=int)
+    cdef Py_ssize_t inflate(self, Py_ssize_t pos) except -1
     cdef bint sniff_implicit(self, Py_ssize_t pos, bint assumed) except -1
     @cython.locals(pos=Py_ssize_t, meta=RawDataset, dataset=RawDataset, big_endian=bint,
                    implicit=bint)

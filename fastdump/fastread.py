@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import struct
 import sys
+import zlib
 from typing import IO, Any
 
 try:
@@ -122,7 +123,6 @@ UN_ELEMENT = "UN element"
 PRIVATE_CREATOR = "private creator"
 REJECTED_VALUE = "value pydicom rejects"
 PYDICOM_SETTINGS = "pydicom settings"
-_SYNTAX_KIND = {dicom.DEFLATED_LE: DEFLATE}
 
 
 class Unsupported(Exception):
@@ -294,8 +294,8 @@ class _Parser:
         if pos < self.size:
             if ts is None:
                 big_endian = self._guessed_big_endian(pos)
-            elif ts in _SYNTAX_KIND:
-                raise Unsupported(_SYNTAX_KIND[ts], f"transfer syntax {ts}")
+            elif ts == dicom.DEFLATED_LE:
+                pos = self.inflate(pos)
         implicit = self.sniff_implicit(pos, ts is None or ts == IMPLICIT_LE)
         if big_endian and implicit:
             raise Unsupported(BIG_ENDIAN, "implicit VR big endian")
@@ -304,6 +304,21 @@ class _Parser:
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
         return Header(meta, dataset)
+
+    def inflate(self, pos: int) -> int:
+        """Deflated Explicit VR Little Endian: the rest of the file, inflated, becomes
+        the bytes parsed; returns where the dataset starts in them (0).
+
+        As pydicom reads it: offsets (of bulk values) count in the inflated stream.
+        A stream that does not inflate is left to pydicom, whose error the record keeps.
+        """
+        try:
+            data = zlib.decompress(self.value(pos, self.size - pos), -zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise Unsupported(DEFLATE, f"the dataset does not inflate: {exc}") from exc
+        self.buf, self.base = data, 0
+        self.size = self.buf_end = self.fp_pos = len(data)
+        return 0
 
     def _guessed_big_endian(self, pos: int) -> bool:
         """No transfer syntax: pydicom guesses big endian from a valid VR after a group

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zlib
 
 import orjson
 import pydicom
@@ -274,6 +275,99 @@ def test_sequences_written_as_un_are_read_as_pydicom_reads_them(tmp_path):
             assert isinstance(got, bytes) and b'"vr":"SQ"' in got, path
             compared += 1
     assert compared >= 15, compared
+
+
+EXPLICIT_LE_UID = b"1.2.840.10008.1.2.1\x00"
+DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+
+
+def deflated(data: bytes) -> bytes | None:
+    """The file as Deflated Explicit VR Little Endian, if it is explicit VR little
+    endian with a preamble and a meta group: its meta group with the transfer syntax
+    changed, then its dataset's bytes (damaged or not) deflated."""
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    start = 144 + int.from_bytes(data[140:144], "little")
+    pos, meta, found = 144, b"", False
+    while pos < start:
+        head = data[pos:pos + 8]
+        if len(head) < 8 or head[:2] != b"\x02\x00":
+            return None
+        if head[4:6] in (b"OB", b"OW", b"UN", b"UT", b"SQ"):
+            length, value_at = int.from_bytes(data[pos + 8:pos + 12], "little"), pos + 12
+        else:
+            length, value_at = int.from_bytes(head[6:8], "little"), pos + 8
+        value = data[value_at:value_at + length]
+        if head[2:4] == b"\x10\x00":  # (0002,0010) Transfer Syntax UID
+            if value != EXPLICIT_LE_UID:
+                return None
+            found = True
+            meta += head[:6] + len(DEFLATED_UID).to_bytes(2, "little") + DEFLATED_UID
+        else:
+            meta += data[pos:value_at + length]
+        pos = value_at + length
+    if not found or pos != start:
+        return None
+    squeeze = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = squeeze.compress(data[start:]) + squeeze.flush()
+    group_length = b"\x02\x00\x00\x00UL\x04\x00" + len(meta).to_bytes(4, "little")
+    return data[:132] + group_length + meta + body
+
+
+def test_deflated_files_take_the_fast_path_and_equal_the_pydicom_path(tmp_path):
+    # pydicom inflates the whole dataset and reads it from memory: offsets (of
+    # BulkDataURIs) count in the inflated stream, in both paths
+    dfl = pydicom_file("image_dfl.dcm")
+    assert isinstance(fast(dfl), bytes) and fast(dfl) == reference(dfl)
+    compared = with_bulk = 0
+    for number, path in enumerate(PYDICOM_FILES):
+        data = deflated(open(path, "rb").read()) if os.path.getsize(path) < 2_000_000 else None
+        if data is None:
+            continue
+        copy = tmp_path / f"{number}-{os.path.basename(path)}"
+        copy.write_bytes(data)
+        for threshold in (8, 1024):
+            got = fast(str(copy), threshold)
+            if got != "Unsupported":
+                assert got == reference(str(copy), threshold), (path, threshold)
+                compared += 1
+                with_bulk += isinstance(got, bytes) and b"BulkDataURI" in got
+        tags = parse_tags(SIX_TAGS + ",PatientName,ReferencedImageSequence")
+        got = fast(str(copy), 1024, tags)
+        if got != "Unsupported":
+            assert got == reference(str(copy), 1024, tags), (path, "tags")
+    assert compared >= 60 and with_bulk >= 5, (compared, with_bulk)
+
+
+def test_damaged_deflated_datasets_equal_the_pydicom_path(mutated, tmp_path):
+    # the mutated corpus's damage, inside the deflated stream
+    compared = fell_back = 0
+    for number, (path, what) in enumerate(mutated):
+        data = deflated(open(path, "rb").read())
+        if data is None:
+            continue
+        copy = tmp_path / f"{number}-{os.path.basename(path)}"
+        copy.write_bytes(data)
+        got = fast(str(copy))
+        expected = reference(str(copy))
+        if got == "Unsupported":
+            fell_back += 1
+        else:
+            assert got == expected, what
+            compared += 1
+        assert outcome(record.read_record, str(copy), 1024) == expected, what
+    assert compared >= 50 and fell_back >= 10, (compared, fell_back)
+
+
+def test_a_deflated_stream_that_does_not_inflate_is_left_to_pydicom(tmp_path):
+    data = open(pydicom_file("image_dfl.dcm"), "rb").read()
+    cut = tmp_path / "cut-stream.dcm"
+    cut.write_bytes(data[:len(data) // 2])
+    st = cut.stat()
+    assert record.try_fast_record(str(cut), st.st_size, st.st_mtime, settings()) == (
+        None, "deflate")
+    assert outcome(record.read_record, str(cut)) == reference(str(cut))
+    assert "incomplete or truncated stream" in str(reference(str(cut)))  # zlib.error
 
 
 # --- --tags ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_per_file_timeout_becomes_an_error_record(tmp_path):
 # Run in a fresh interpreter, where pydicom is not imported yet: the import of one of
 # its modules is slowed down, so that the file's alarm goes off in the middle of the
 # first `import pydicom`, which a worker makes while reading its first file that needs
-# the pydicom path (a deflated one here).
+# the pydicom path (one holding an IS of "1A" here).
 FIRST_IMPORT_INTERRUPTED = """
 import importlib.abc, json, os, sys, time
 from fastdump.types import Entry, Options
@@ -69,7 +69,7 @@ def test_a_timeout_during_the_first_import_of_pydicom_costs_only_that_file():
     # (a timeout in the middle of an import used to leave pydicom half imported, and
     # every later file of that worker failed with "partially initialized module")
     result = subprocess.run([sys.executable, "-c", FIRST_IMPORT_INTERRUPTED,
-                             pydicom_file("image_dfl.dcm")],
+                             pydicom_file("badVR.dcm")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     first, second = json.loads(result.stdout)
@@ -96,7 +96,7 @@ def test_a_file_past_its_limit_fails_even_when_the_alarm_was_held_off(tmp_path, 
 
 
 def test_a_batch_of_lines_is_its_outcomes_packed(archive):
-    files = [archive / "pydicom" / name for name in ("CT_small.dcm", "image_dfl.dcm",
+    files = [archive / "pydicom" / name for name in ("CT_small.dcm", "badVR.dcm",
                                                      "rtplan_truncated.dcm")]
     files += [archive / "junk" / name for name in sorted(os.listdir(archive / "junk"))]
     entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in files]
@@ -106,7 +106,7 @@ def test_a_batch_of_lines_is_its_outcomes_packed(archive):
     assert lines.records == b"".join(o.payload for o in outcomes if o.error_line is None)
     assert lines.dumped == sum(o.error_line is None for o in outcomes) >= 2
     assert lines.errors == [o.error_line for o in outcomes if o.error_line is not None]
-    assert lines.errors and lines.fallbacks  # junk fails; deflate leaves the fast path
+    assert lines.errors and lines.fallbacks  # junk fails; badVR.dcm leaves the fast path
     assert lines.fallbacks == [o.fallback for o in outcomes if o.fallback is not None]
     assert lines.nbytes == sum(p.stat().st_size for p in files)
     # a format whose records are not lines gets the outcomes themselves
