@@ -9,11 +9,14 @@ cdef dict _KIND
 cdef class _Converter:
     cdef str path
     cdef Py_ssize_t inline_max
+    cdef public list warnings
 
     cdef dict bulk(self, str vr, Py_ssize_t offset, Py_ssize_t length)
     @cython.locals(out=dict, latin1=bint, big=bint, converters=dict, vr=str, offset=Py_ssize_t,
                    length=Py_ssize_t, values=list)
-    cdef dict dataset(self, RawDataset ds)
+    cdef dict dataset(self, RawDataset ds, str where)
+    cdef dict rejected(self, RawDataset ds, object tag, str vr, bytes value, str where,
+                       str error)
     cdef dict binary(self, str vr, object value, Py_ssize_t offset, Py_ssize_t length)
 
 cdef list _listed(list items)

@@ -55,20 +55,38 @@ def fast_record(path: str, size: int, mtime: float | None,
 def record_from_header(header: Header, path: str, size: int, mtime: float | None,
                        settings: ReadSettings) -> dict[str, Any]:
     conv = _Converter(path, settings.inline_max)
-    return dicom.record(path, size, mtime, conv.dataset(header.meta),
-                        conv.dataset(header.dataset))
+    meta, dataset = conv.dataset(header.meta, ""), conv.dataset(header.dataset, "")
+    warned = conv.warnings
+    if warned and settings.tags:  # as selection.select keeps them
+        warned = [w for w in warned if int(w["tag"][:8], 16) in settings.tags]
+    return dicom.record(path, size, mtime, meta, dataset, warned)
+
+
+class Rejected(Exception):
+    """A value pydicom reads but its ``to_json_dict`` fails on (an IS of ``1A``).
+
+    As :func:`fastdump.convert._raw_fallback` does, the element is kept as UN with
+    its bytes inline, and the failure is one of the record's warnings.
+    """
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _Converter:
     def __init__(self, path: str, inline_max: int) -> None:
         self.path = path
         self.inline_max = inline_max  # longest binary value written inline
+        self.warnings: list[dict[str, str]] = []
 
     def bulk(self, vr: str, offset: int, length: int) -> dict[str, str]:
         # the URI is built only for files that have bulk values (--tags: few do)
         return {"vr": vr, "BulkDataURI": dicom.bulk_uri(file_uri(self.path), offset, length)}
 
-    def dataset(self, ds: RawDataset) -> dict[str, Any]:
+    def dataset(self, ds: RawDataset, where: str) -> dict[str, Any]:
+        """``ds`` as DICOM JSON; ``where``: its path in the record's warnings
+        (``"300A00B0[0]."`` for an item of a sequence, as the pydicom path names it)."""
         out: dict[str, Any] = {}
         encodings = ds.encodings
         latin1 = dicom.is_latin1(encodings)
@@ -77,7 +95,8 @@ class _Converter:
         for tag, vr, value, offset, length in ds.elements:
             key = TAG_KEYS[tag]
             if vr == "SQ":
-                out[key] = {"vr": "SQ", "Value": [self.dataset(item) for item in value]}
+                out[key] = {"vr": "SQ", "Value": [
+                    self.dataset(item, f"{where}{key}[{i}].") for i, item in enumerate(value)]}
             elif vr in BINARY_VRS:
                 out[key] = self.binary(vr, value, offset, length)
             elif value is None and length:  # deferred under --bulk-any-vr
@@ -85,15 +104,29 @@ class _Converter:
             elif not length:
                 out[key] = {"vr": vr}
             else:
-                if cython.compiled:
-                    values = _value_of(_KIND.get(vr, 0), vr, value, encodings, latin1, big,
-                                       converters)
-                else:
-                    values = converters[vr](value, encodings, latin1)
+                try:
+                    if cython.compiled:
+                        values = _value_of(_KIND.get(vr, 0), vr, value, encodings, latin1,
+                                           big, converters)
+                    else:
+                        values = converters[vr](value, encodings, latin1)
+                except Rejected as exc:
+                    out[key] = self.rejected(ds, tag, vr, value, where + key, exc.error)
+                    continue
                 if vr == "SS" and tag in dicom.LUT_DESCRIPTORS and len(values) > 1:
                     values = _lut_descriptor(values)
                 out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
         return out
+
+    def rejected(self, ds: RawDataset, tag: int, vr: str, value: bytes, where: str,
+                 error: str) -> dict[str, Any]:
+        if len(value) > self.inline_max > 0:
+            # pydicom deferred it: the pydicom path points at its bytes instead
+            raise Unsupported(REJECTED_VALUE, f"long {vr} value pydicom rejects")
+        # the VR pydicom names is the file's: none (implicit VR) counts as UN
+        named = "UN" if ds.implicit or (ds.from_un is not None and tag in ds.from_un) else vr
+        self.warnings.append({"tag": where, "vr": named, "error": error})
+        return {"vr": "UN", "InlineBinary": b64encode(value).decode("ascii")}
 
     def binary(self, vr: str, value: bytes | None, offset: int, length: int) -> dict[str, Any]:
         if not length:
@@ -202,11 +235,11 @@ def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
     out = []
     for item in items:
         if not item.strip():
-            raise Unsupported(REJECTED_VALUE, "empty DS value among several")
+            return _numbers_as_pydicom(value, latin1, "DS")
         try:
             out.append(float(item))  # what pydicom's DSfloat does
-        except ValueError as exc:
-            raise Unsupported(REJECTED_VALUE, f"DS value {item!r}") from exc
+        except ValueError:
+            return _numbers_as_pydicom(value, latin1, "DS")
     return out
 
 
@@ -217,9 +250,75 @@ def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
     out = []
     for item in items:
         if not _IS_TOKEN.fullmatch(item):
-            raise Unsupported(REJECTED_VALUE, f"IS value {item!r}")
+            return _numbers_as_pydicom(value, latin1, "IS")
         out.append(int(item))
     return out
+
+
+def _numbers_as_pydicom(value: bytes, latin1: bool, vr: str) -> list:
+    """A DS or IS value outside the plain forms, as pydicom reads and writes it.
+
+    pydicom converts each value (``DSfloat``, ``IS``; a blank one stays a string);
+    when one fails with ValueError it reads the whole value as SH text instead;
+    ``to_json_dict`` then takes ``float()`` or ``int()`` of each, and a failure
+    there is :class:`Rejected`. Text in another character set is Unsupported.
+    """
+    text = value.decode("latin-1")
+    if not latin1 or "\x1b" in text:  # SH text decodes with the dataset's character sets
+        raise Unsupported(REJECTED_VALUE, f"{vr} value read as text in another character set")
+    items: list = (text.strip() if vr == "DS" else text).rstrip(" \x00").split("\\")
+    numbers: list = []
+    for item in items:
+        if not item.strip():
+            numbers.append(item)  # kept as the string: to_json_dict's number() fails on it
+            continue
+        number = _float_as_pydicom(item) if vr == "DS" else _int_as_pydicom(item)
+        if number is None:  # pydicom reads the value as SH
+            numbers = [v.rstrip("\0 ") for v in text.split("\\")]
+            break
+        numbers.append(number)
+    if len(numbers) == 1 and numbers[0] == "":
+        return []
+    to_number = float if vr == "DS" else int
+    try:
+        return [to_number(v) for v in numbers]
+    except (ValueError, OverflowError) as exc:
+        raise Rejected(f"{type(exc).__name__}: {exc}") from None
+
+
+def _float_as_pydicom(item: str) -> float | None:
+    """``DSfloat(item)``; None where it raises ValueError."""
+    try:
+        return float(item)
+    except ValueError:
+        return None
+
+
+def _int_as_pydicom(item: str) -> int | float | None:
+    """``IS(item)`` as to_json_dict's ``int()`` sees it; None where it raises ValueError.
+
+    pydicom keeps a value with a fraction (or beyond a float's precision) as a
+    float (``ISfloat``), which ``int()`` later truncates.
+    """
+    try:
+        number = int(item)
+    except ValueError:
+        try:
+            real = float(item)
+        except ValueError:
+            return None
+        try:
+            number = int(real)
+        except ValueError:
+            return None  # NaN
+        except OverflowError as exc:  # infinity: not a ValueError, pydicom's read fails
+            raise Rejected(f"OverflowError: {exc}") from None
+        return real if number != real else number
+    try:
+        real = float(item)  # pydicom compares the two
+    except ValueError:
+        return None
+    return real if number != real else number
 
 
 def _number(vr: str, order: str):

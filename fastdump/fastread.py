@@ -149,13 +149,16 @@ class RawDataset:
     of :class:`RawDataset` items for a sequence.
     """
 
-    __slots__ = ("elements", "encodings", "implicit", "big_endian")
+    __slots__ = ("elements", "encodings", "implicit", "big_endian", "from_un")
 
     def __init__(self, encodings: Any, implicit: bool, big_endian: bool = False) -> None:
         self.elements: list[tuple] = []
         self.encodings = encodings  # Python codecs, as pydicom's convert_encodings gives
         self.implicit = implicit
         self.big_endian = big_endian  # Explicit VR Big Endian: numbers and headers swapped
+        # tags of IS and DS elements whose explicit VR was UN (None: none), as pydicom's
+        # record of a value it cannot convert names the VR the file gave
+        self.from_un: set[int] | None = None
 
 
 class Header:
@@ -442,6 +445,10 @@ class _Parser:
             if vr is None or kind == _UN:  # implicit VR, or UN: the VR pydicom gives it
                 vr = self.resolve_vr(tag, vr, length, value_pos, creators, order)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
+                if kind == _UN and (vr == "IS" or vr == "DS"):
+                    if ds.from_un is None:
+                        ds.from_un = set()
+                    ds.from_un.add(tag)
                 if vr == "OB or OW":
                     if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
                         raise Unsupported(AMBIGUOUS_VR, f"'OB or OW' element {tag:08X}")

@@ -47,6 +47,18 @@ def pydicom_file(name: str) -> str:
     return next(f for f in PYDICOM_FILES if os.path.basename(f) == name)
 
 
+def pydicom_path_file(folder: Path) -> str:
+    """A real file only the pydicom path reads: CT_small.dcm with an empty person name
+    among several (pydicom's to_json_dict fails on it: the record keeps its bytes)."""
+    import pydicom
+
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.PatientName = ["A", "", "B"]
+    path = folder / "empty-name-among-several.dcm"
+    ds.save_as(path)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All of pydicom's test files (its folder tree copied), a few non-DICOM files,

@@ -15,7 +15,7 @@ from fastdump import worker
 from fastdump.types import Entry, Lines, Options
 from fastdump.worker import process_batch
 
-from .conftest import pydicom_file
+from .conftest import pydicom_file, pydicom_path_file
 
 
 def test_file_deleted_or_changed_after_the_walk(tmp_path):
@@ -42,7 +42,7 @@ def test_per_file_timeout_becomes_an_error_record(tmp_path):
 # Run in a fresh interpreter, where pydicom is not imported yet: the import of one of
 # its modules is slowed down, so that the file's alarm goes off in the middle of the
 # first `import pydicom`, which a worker makes while reading its first file that needs
-# the pydicom path (one holding an IS of "1A" here).
+# the pydicom path (conftest.pydicom_path_file).
 FIRST_IMPORT_INTERRUPTED = """
 import importlib.abc, json, os, sys, time
 from fastdump.types import Entry, Options
@@ -65,11 +65,11 @@ print(json.dumps([json.loads(o.error_line)["error"] if o.error_line else "ok"
 """
 
 
-def test_a_timeout_during_the_first_import_of_pydicom_costs_only_that_file():
+def test_a_timeout_during_the_first_import_of_pydicom_costs_only_that_file(tmp_path):
     # (a timeout in the middle of an import used to leave pydicom half imported, and
     # every later file of that worker failed with "partially initialized module")
     result = subprocess.run([sys.executable, "-c", FIRST_IMPORT_INTERRUPTED,
-                             pydicom_file("badVR.dcm")],
+                             pydicom_path_file(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     first, second = json.loads(result.stdout)
@@ -106,7 +106,7 @@ def test_a_batch_of_lines_is_its_outcomes_packed(archive):
     assert lines.records == b"".join(o.payload for o in outcomes if o.error_line is None)
     assert lines.dumped == sum(o.error_line is None for o in outcomes) >= 2
     assert lines.errors == [o.error_line for o in outcomes if o.error_line is not None]
-    assert lines.errors and lines.fallbacks  # junk fails; badVR.dcm leaves the fast path
+    assert lines.errors and lines.fallbacks  # junk fails; a truncated file leaves the fast path
     assert lines.fallbacks == [o.fallback for o in outcomes if o.fallback is not None]
     assert lines.nbytes == sum(p.stat().st_size for p in files)
     # a format whose records are not lines gets the outcomes themselves
