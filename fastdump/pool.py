@@ -109,9 +109,10 @@ class StartingPool:
 
     The workers are started only when the run outlasts :data:`START_AFTER`
     seconds: a dump of one file or one folder never pays for them. Nor does a
-    run whose walk has ended and whose files left (``left``: how many the walk
-    found in all, None while it goes on) this process would read sooner than a
-    pool of ``jobs`` workers, and in at most :data:`SMALL_RUN` seconds. While
+    run whose walk has ended and whose files left (of ``found()``: how many the
+    walk found to read in all, None while it goes on) this process would read
+    sooner than a pool of ``jobs`` workers, and in at most :data:`SMALL_RUN`
+    seconds. While
     they start, batches are read here, in the main thread (per-file time
     limits still hold there; a crash in C code would end the run, which
     ``--resume`` then finishes: ``isolate`` then reads every batch in a
