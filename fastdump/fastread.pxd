@@ -44,8 +44,8 @@ cdef class _Parser:
     cdef Py_ssize_t need(self, Py_ssize_t pos, Py_ssize_t n) except -1
     @cython.locals(i=Py_ssize_t)
     cdef bytes value(self, Py_ssize_t pos, Py_ssize_t length)
-    @cython.locals(i=Py_ssize_t, b0=int, b1=int)
     cdef Py_ssize_t inflate(self, Py_ssize_t pos) except -1
+    @cython.locals(i=Py_ssize_t, b0=int, b1=int)
     cdef bint sniff_implicit(self, Py_ssize_t pos, bint assumed) except -1
     @cython.locals(pos=Py_ssize_t, meta=RawDataset, dataset=RawDataset, big_endian=bint,
                    implicit=bint)
