@@ -113,6 +113,9 @@ def test_a_run_this_process_finishes_sooner_starts_no_worker(archive, tmp_path, 
     # well under SMALL_RUN seconds: workers would only add their start.
     monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
+    # "small": seconds of this process's reading, however slow a busy CI machine makes it
+    monkeypatch.setattr(fastdump.pool, "START_COST", 30.0)
+    monkeypatch.setattr(fastdump.pool, "SMALL_RUN", 60.0)
     monkeypatch.setattr(fastdump.runner, "_Walk", WalkedFirst)
     monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
     summary = fastdump.dump([archive], tmp_path / "out", jobs=2, batch_size=2,
