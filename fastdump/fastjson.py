@@ -28,6 +28,7 @@ except ImportError:  # plain Python, Cython not installed
 from . import dicom, fastread
 from .dicom import BINARY_VRS, TAG_KEYS
 from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, read_header
+from .selection import selected_warnings
 from .source import file_uri
 from .types import ReadSettings
 
@@ -57,8 +58,8 @@ def record_from_header(header: Header, path: str, size: int, mtime: float | None
     conv = _Converter(path, settings.inline_max)
     meta, dataset = conv.dataset(header.meta, ""), conv.dataset(header.dataset, "")
     warned = conv.warnings
-    if warned and settings.tags:  # as selection.select keeps them
-        warned = [w for w in warned if int(w["tag"][:8], 16) in settings.tags]
+    if warned and settings.tags:
+        warned = selected_warnings(warned, settings.tags)
     return dicom.record(path, size, mtime, meta, dataset, warned)
 
 
@@ -235,11 +236,11 @@ def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
     out = []
     for item in items:
         if not item.strip():
-            return _numbers_as_pydicom(value, latin1, "DS")
+            return _numbers_as_pydicom(value, encodings, latin1, "DS")
         try:
             out.append(float(item))  # what pydicom's DSfloat does
         except ValueError:
-            return _numbers_as_pydicom(value, latin1, "DS")
+            return _numbers_as_pydicom(value, encodings, latin1, "DS")
     return out
 
 
@@ -250,12 +251,12 @@ def _is(value: bytes, encodings: Any, latin1: bool) -> list[int]:
     out = []
     for item in items:
         if not _IS_TOKEN.fullmatch(item):
-            return _numbers_as_pydicom(value, latin1, "IS")
+            return _numbers_as_pydicom(value, encodings, latin1, "IS")
         out.append(int(item))
     return out
 
 
-def _numbers_as_pydicom(value: bytes, latin1: bool, vr: str) -> list:
+def _numbers_as_pydicom(value: bytes, encodings: Any, latin1: bool, vr: str) -> list:
     """A DS or IS value outside the plain forms, as pydicom reads and writes it.
 
     pydicom converts each value (``DSfloat``, ``IS``; a blank one stays a string);
@@ -274,11 +275,9 @@ def _numbers_as_pydicom(value: bytes, latin1: bool, vr: str) -> list:
             continue
         number = _float_as_pydicom(item) if vr == "DS" else _int_as_pydicom(item)
         if number is None:  # pydicom reads the value as SH
-            numbers = [v.rstrip("\0 ") for v in text.split("\\")]
+            numbers = _text_multi(value, encodings, latin1)
             break
         numbers.append(number)
-    if len(numbers) == 1 and numbers[0] == "":
-        return []
     to_number = float if vr == "DS" else int
     try:
         return [to_number(v) for v in numbers]

@@ -59,7 +59,7 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     """:func:`read_record` through pydicom: the reference the fast path must equal."""
     from .convert import Context, dataset_to_json  # pydicom: imported when first needed
     from .read import check_complete, read_dataset
-    from .selection import select
+    from .selection import select, selected_warnings
 
     tags = settings.tags
     ctx = Context(uri=file_uri(path), settings=settings)
@@ -71,7 +71,7 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
         dataset = dataset_to_json(ds, ctx)
     if tags:
         dataset = select({"dataset": dataset}, tags)["dataset"]
-        ctx.warnings = select({"dataset": {}, "warnings": ctx.warnings}, tags).get("warnings", [])
+        ctx.warnings = selected_warnings(ctx.warnings, tags)
     if problem:
         raise TruncatedError(problem, {"meta": meta, "dataset": dataset})
     return dicom.record(path, size, mtime, meta, dataset, ctx.warnings)

@@ -78,12 +78,18 @@ def select(record: dict[str, Any], tags: frozenset[int]) -> dict[str, Any]:
     """The record with only the selected top-level elements (and their warnings)."""
     record["dataset"] = {k: v for k, v in record["dataset"].items() if int(k, 16) in tags}
     if "warnings" in record:
-        kept = [w for w in record["warnings"] if int(w["tag"][:8], 16) in tags]
+        kept = selected_warnings(record["warnings"], tags)
         if kept:
             record["warnings"] = kept
         else:
             del record["warnings"]
     return record
+
+
+def selected_warnings(warnings: list[dict[str, str]], tags: frozenset[int]
+                      ) -> list[dict[str, str]]:
+    """The warnings of the selected top-level elements (their tag path starts with one)."""
+    return [w for w in warnings if int(w["tag"][:8], 16) in tags]
 
 
 def read_selected(fp: BoundedReader, defer_size: int | None, force: bool,
