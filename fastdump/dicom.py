@@ -140,6 +140,48 @@ def looks_like_raw_dataset(head: bytes) -> bool:
     return group_le in _FIRST_GROUPS or group_be in _FIRST_GROUPS
 
 
+def truncated_value(tag: int, length: int, start: int, size: int) -> str:
+    """Why a file is truncated, when an element's value runs past its end."""
+    return (f"the file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
+            f"declares {length} bytes at offset {start}, but the file ends at {size}")
+
+
+def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
+                       big_endian: bool) -> str | None:
+    """Why the file is truncated, when the top-level Pixel Data element at ``pos``
+    (``head``: its first 12 bytes, fewer at the end of the file) declares more
+    bytes than the file holds; None when it fits.
+
+    Reading stops at Pixel Data and never reads its value, but a file cut inside
+    it (a transfer that stopped) is as truncated as a file cut in its header.
+    Encapsulated pixel data (undefined length) is not checked: that would mean
+    walking its fragments.
+    """
+    order = ">" if big_endian else "<"
+    if len(head) < 8:
+        return None
+    group, elem = struct.unpack_from(order + "HH", head)
+    tag = group << 16 | elem
+    if tag not in PIXEL_TAGS:
+        return None
+    start = pos + 8
+    if implicit:
+        length = struct.unpack_from(order + "L", head, 4)[0]
+    else:
+        vr = head[4:6].decode("latin-1")
+        if vr not in VR_NAMES:
+            return None
+        if vr in LONG_LENGTH_VRS:
+            if len(head) < 12:
+                return f"the file is truncated: it ends inside an element header at offset {pos}"
+            length, start = struct.unpack_from(order + "L", head, 8)[0], pos + 12
+        else:
+            length = struct.unpack_from(order + "H", head, 6)[0]
+    if length == UNDEFINED_LENGTH or start + length <= size:
+        return None
+    return truncated_value(tag, length, start, size)
+
+
 def record(path: str, size: int, mtime: float | None, meta: dict[str, Any],
            dataset: dict[str, Any], warnings: list[dict[str, str]] | None = None
            ) -> dict[str, Any]:

@@ -27,6 +27,7 @@ except ImportError:  # plain Python, Cython not installed
 
 from . import dicom, fastread
 from .dicom import BINARY_VRS, TAG_KEYS
+from .errors import TruncatedError
 from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, read_header
 from .selection import selected_warnings
 from .source import file_uri
@@ -57,6 +58,8 @@ def record_from_header(header: Header, path: str, size: int, mtime: float | None
                        settings: ReadSettings) -> dict[str, Any]:
     conv = _Converter(path, settings.inline_max)
     meta, dataset = conv.dataset(header.meta, ""), conv.dataset(header.dataset, "")
+    if header.truncated is not None:  # the whole header was read: it is the partial record
+        raise TruncatedError(header.truncated, {"meta": meta, "dataset": dataset})
     warned = conv.warnings
     if warned and settings.tags:
         warned = selected_warnings(warned, settings.tags)

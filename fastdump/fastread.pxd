@@ -30,6 +30,7 @@ cdef class RawDataset:
 
 cdef class Header:
     cdef public RawDataset meta, dataset
+    cdef public str truncated
 
 cdef class _Parser:
     cdef object bulk_vrs, fp, tags
@@ -37,7 +38,8 @@ cdef class _Parser:
     cdef bytes buf, packed_stops
     cdef Py_ssize_t size, base, buf_end, fp_pos, chunk, defer
     cdef i64 bound, skip_bound
-    cdef bint saw_element
+    cdef bint saw_element, inflated
+    cdef Py_ssize_t pixel_at
 
     @cython.locals(keep=bytes, start=Py_ssize_t, end_buffered=Py_ssize_t, want=Py_ssize_t,
                    data=bytes)
@@ -50,6 +52,7 @@ cdef class _Parser:
     @cython.locals(pos=Py_ssize_t, meta=RawDataset, dataset=RawDataset, big_endian=bint,
                    implicit=bint)
     cdef Header header(self)
+    cdef str pixel_data_overrun(self, RawDataset dataset)
     @cython.locals(size=Py_ssize_t, implicit=bint, big=bint, out=list, creators=dict,
                    skipping=bint, bound=i64, previous=i64, seen_sequence=bint, ambiguous=bint,
                    stopped_at=i64, buf=bytes, base=Py_ssize_t, buf_end=Py_ssize_t,

@@ -162,13 +162,16 @@ class RawDataset:
 
 
 class Header:
-    """A file's meta group and dataset, as raw elements."""
+    """A file's meta group and dataset, as raw elements; ``truncated``: why the
+    file is truncated past them (its Pixel Data is cut), or None."""
 
-    __slots__ = ("meta", "dataset")
+    __slots__ = ("meta", "dataset", "truncated")
 
-    def __init__(self, meta: RawDataset, dataset: RawDataset) -> None:
+    def __init__(self, meta: RawDataset, dataset: RawDataset,
+                 truncated: str | None = None) -> None:
         self.meta = meta
         self.dataset = dataset
+        self.truncated = truncated
 
 
 def config_is_default() -> bool:
@@ -236,6 +239,8 @@ class _Parser:
         self.packed_stops = _packed(self.stops) if self.stops else b""  # the same, for C
         self.skip_bound = min(self.bound, 0xFFFDFFFF)  # items and delimiters are never skipped
         self.saw_element = False  # any element at the top level, selected or not
+        self.inflated = False  # deflated: offsets count in the inflated stream
+        self.pixel_at = -1  # where the top-level Pixel Data element starts, if reached
 
     # -- bytes --------------------------------------------------------------
 
@@ -306,7 +311,21 @@ class _Parser:
         self.parse(dataset, pos, -1, top=True, meta_group=False, depth=0)
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
-        return Header(meta, dataset)
+        return Header(meta, dataset, self.pixel_data_overrun(dataset))
+
+    def pixel_data_overrun(self, dataset: RawDataset) -> str | None:
+        """Why the file is truncated, when its Pixel Data runs past its end
+        (as :func:`fastdump.read.check_complete` says it): not with --tags, which
+        stops before, nor deflated, whose offsets count in the inflated stream."""
+        at = self.pixel_at
+        if at < 0 or self.tags or self.inflated:
+            return None
+        head = self.value(at, min(12, self.size - at))
+        reason = dicom.pixel_data_overrun(head, at, self.size, dataset.implicit,
+                                          dataset.big_endian)
+        if reason is not None and len(head) < 12:
+            raise Unsupported(TRUNCATED, "the file ends inside the Pixel Data element's header")
+        return reason
 
     def inflate(self, pos: int) -> int:
         """Deflated Explicit VR Little Endian: the rest of the file, inflated, becomes
@@ -321,6 +340,7 @@ class _Parser:
             raise Unsupported(DEFLATE, f"the dataset does not inflate: {exc}") from exc
         self.buf, self.base = data, 0
         self.size = self.buf_end = self.fp_pos = len(data)
+        self.inflated = True
         return 0
 
     def _guessed_big_endian(self, pos: int) -> bool:
@@ -404,6 +424,7 @@ class _Parser:
                     raise Unsupported(MALFORMED, "item delimiter outside an undefined-length item")
                 return pos + 8
             if top and tag >= _FIRST_PIXEL_TAG and tag in PIXEL_TAGS:
+                self.pixel_at = pos
                 break
             if tag > bound:
                 stopped_at = tag

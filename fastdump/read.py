@@ -43,12 +43,14 @@ def read_dataset(fp: BoundedReader, settings: ReadSettings) -> Dataset:
         raise NotDicomError(f"not a DICOM file: {exc}") from exc
 
 
-def check_complete(ds: Dataset, fp: BoundedReader) -> str | None:
+def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True) -> str | None:
     """Why the file is truncated, or None if it holds every byte its elements declare.
 
     pydicom stops quietly at the end of a file, even inside an element: a
     truncated transfer would otherwise look like a smaller, valid header.
-    Call it before converting: it needs the raw elements' offsets.
+    Call it before converting: it needs the raw elements' offsets. ``pixels``:
+    check the Pixel Data element where reading stopped (not with --tags, which
+    reads no further than the tags it selects).
     """
     if len(ds) == 0:
         return "the file ends before its first dataset element"
@@ -63,11 +65,15 @@ def check_complete(ds: Dataset, fp: BoundedReader) -> str | None:
             if start is None or length == dicom.UNDEFINED_LENGTH:
                 continue
             if start + length > fp.size:
-                return (f"the file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
-                        f"declares {length} bytes at offset {start}, but the file ends at "
-                        f"{fp.size}")
+                return dicom.truncated_value(tag, length, start, fp.size)
             end = max(end, start + length)
     if stopped_at == fp.size and 0 < fp.size - end < 8:
         # pydicom read to the end of the file, but the last bytes made no element.
         return f"the file is truncated: it ends inside an element header at offset {end}"
+    if pixels and stopped_at < fp.size:
+        implicit, little = ds.original_encoding
+        fp.seek(stopped_at)
+        head = fp.read(12)
+        fp.seek(stopped_at)
+        return dicom.pixel_data_overrun(head, stopped_at, fp.size, bool(implicit), not little)
     return None

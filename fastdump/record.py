@@ -46,7 +46,7 @@ def try_fast_record(path: str, size: int, mtime: float | None, settings: ReadSet
         return fast_record(path, size, mtime, settings), None
     except Unsupported as exc:
         return None, exc.kind
-    except (OSError, NotDicomError, MemoryError, RecursionError):
+    except (OSError, NotDicomError, TruncatedError, MemoryError, RecursionError):
         raise  # the file or the machine, not the fast path: pydicom would fail the same
     except Exception as exc:
         if strict():
@@ -66,7 +66,7 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, settings)
         # (with --tags, a file holding none of them is an empty selection, not a truncation)
-        problem = check_complete(ds, fp) if not tags or len(ds) else None
+        problem = check_complete(ds, fp, pixels=not tags) if not tags or len(ds) else None
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
     if tags:

@@ -18,6 +18,7 @@ from .conftest import pydicom_file
 
 CT = "CT_small.dcm"  # explicit VR little endian, with preamble and meta
 PLAN = "rtplan.dcm"  # implicit VR little endian, nested sequences
+PIXEL_DATA = 0x7FE00010
 
 
 def original(name: str) -> bytes:
@@ -99,6 +100,12 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "cut-in-element-header.dcm": (lambda: truncated_at(CT, 0x00100010, -5), "either"),
     "cut-in-value.dcm": (lambda: truncated_at(CT, 0x00100010, 7), "either"),
     "cut-in-sequence.dcm": (lambda: truncated_at(PLAN, 0x300A00B0, 300), "either"),
+    # Pixel Data is never read, but a file cut inside it is truncated all the same
+    "cut-in-pixel-data.dcm": (lambda: truncated_at(CT, PIXEL_DATA, 1000), "error"),
+    "cut-in-pixel-data-implicit.dcm": (
+        lambda: truncated_at("MR_small_implicit.dcm", PIXEL_DATA, 1), "error"),
+    "cut-in-pixel-data-big-endian.dcm": (
+        lambda: truncated_at("MR_small_bigendian.dcm", PIXEL_DATA, 8191), "error"),
     "length-past-eof.dcm": (lambda: with_length(PLAN, 0x300A00B0, 50_000_000), "either"),
     "length-fffffffe.dcm": (lambda: with_length(PLAN, 0x00100010, 0xFFFFFFFE), "either"),
     "undefined-length-text.dcm": (lambda: with_length(PLAN, 0x00100010, UNDEFINED), "either"),

@@ -235,6 +235,73 @@ def test_an_item_longer_than_its_sequence_ends_with_the_sequence(tmp_path):
     assert fast(str(tmp_path / "element-across")) == "Unsupported"
 
 
+def failure(fn, path: str, tags=None) -> tuple[str, bytes] | bytes:
+    """The record, or the error as errors.jsonl gives it: reason and partial record."""
+    st = os.stat(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return orjson.dumps(fn(path, st.st_size, st.st_mtime, settings(1024, tags)))
+        except Exception as exc:  # noqa: BLE001 - errors are outcomes too
+            reason, partial = record.describe_failure(exc)
+            return reason, orjson.dumps(partial)
+
+
+# explicit VR little endian (OW), implicit VR, big endian, odd-length OB; and Float Pixel Data
+PIXEL_FILES = ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
+               "SC_rgb_small_odd.dcm", "float"]
+
+
+def float_pixel_data(folder) -> str:
+    """CT_small's header with a Float Pixel Data (7FE0,0008) element."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    ds.add_new(0x7FE00008, "OF", bytes(range(256)) * 16)
+    path = folder / "float-pixels.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+@pytest.mark.parametrize("name", PIXEL_FILES)
+def test_a_file_cut_inside_its_pixel_data_is_truncated_in_both_paths(name, tmp_path):
+    source = float_pixel_data(tmp_path) if name == "float" else pydicom_file(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(source, defer_size=None)
+    tag = next(t for t in (0x7FE00008, 0x7FE00009, 0x7FE00010) if t in ds)
+    pixels = ds.get_item(tag, keep_deferred=True)
+    start, length = pixels.value_tell, pixels.length
+    data = open(source, "rb").read()
+    assert start + length <= len(data) and length not in (0, 0xFFFFFFFF)
+    header = start - (8 if ds.original_encoding[0] else 12)  # its VRs have 4-byte lengths
+    # every cut from the element's tag to its last byte, sampled
+    cuts = sorted({*range(header, start + 2), start + length // 2, start + length - 1})
+    for cut in cuts:
+        path = tmp_path / f"cut-{cut}.dcm"
+        path.write_bytes(data)
+        whole = orjson.loads(fast(str(path)))  # its BulkDataURIs name this path
+        path.write_bytes(data[:cut])
+        got, expected = failure(fastjson.fast_record, str(path)), failure(
+            record.read_record_pydicom, str(path))
+        if got == ("Unsupported", b"null") or isinstance(got, tuple) and got[0].startswith(
+                "Unsupported"):
+            got = failure(record.read_record, str(path))  # the cut header: left to pydicom
+        assert got == expected, cut
+        if cut >= start:  # inside the value: an error, that keeps the whole header
+            reason, partial = got
+            assert reason == (f"TruncatedError: the file is truncated: element "
+                              f"({tag >> 16:04X},{tag & 0xFFFF:04X}) "
+                              f"declares {length} bytes at offset {start}, but the file ends "
+                              f"at {cut}"), cut
+            assert orjson.loads(partial)["dataset"] == whole["dataset"]
+            assert orjson.loads(partial)["meta"] == whole["meta"]
+        # --tags reads no further than the tags it selects: the cut is not seen
+        tags = parse_tags(SIX_TAGS)
+        assert failure(fastjson.fast_record, str(path), tags) == failure(
+            record.read_record_pydicom, str(path), tags)
+
+
 def sequences_written_as_un(path: str) -> bytes | None:
     """The file with each top-level defined-length sequence's VR written as UN, if it
     is explicit VR little endian and has one."""

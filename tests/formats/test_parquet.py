@@ -280,10 +280,11 @@ def test_resume_after_a_kill(small_archive, tmp_path, monkeypatch):
     lost = {e["path"] for e in index if e["part"] in (parts[0].name, parts[1].name)}
     lost |= {e["path"] for e in last[2:]}
 
+    errors = len(read_jsonl(out / "_errors.jsonl"))  # notes.txt, MR_truncated.dcm
     summary = fastdump.dump([small_archive], out, format="parquet", jobs=2, progress=False,
                             resume=True)
     assert summary.new == len(lost) == summary.ok and summary.errors == 0
-    assert summary.unchanged == len(before) + 1 - len(lost)  # + notes.txt in errors.jsonl
+    assert errors >= 1 and summary.unchanged == len(before) + errors - len(lost)
     after = check_accounting(out, small_archive)
     assert after == before  # the same rows, every column, each once
 
@@ -320,7 +321,8 @@ def test_rows_are_written_in_row_groups_as_they_arrive(small_archive, tmp_path, 
 
     [part] = out.glob("part-*.parquet")
     meta = pq.read_metadata(part)
-    assert meta.num_row_groups >= 7 and meta.num_rows == 40
+    errors = read_jsonl(out / "_errors.jsonl")  # notes.txt, MR_truncated.dcm
+    assert meta.num_row_groups >= 7 and meta.num_rows == 41 - len(errors) >= 38
     check_accounting(out, small_archive)
 
 
