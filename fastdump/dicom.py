@@ -146,6 +146,11 @@ def truncated_value(tag: int, length: int, start: int, size: int) -> str:
             f"declares {length} bytes at offset {start}, but the file ends at {size}")
 
 
+def truncated_header(offset: int) -> str:
+    """Why a file is truncated, when it ends inside an element's header."""
+    return f"the file is truncated: it ends inside an element header at offset {offset}"
+
+
 def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
                        big_endian: bool) -> str | None:
     """Why the file is truncated, when the top-level Pixel Data element at ``pos``
@@ -173,7 +178,7 @@ def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
             return None
         if vr in LONG_LENGTH_VRS:
             if len(head) < 12:
-                return f"the file is truncated: it ends inside an element header at offset {pos}"
+                return truncated_header(pos)
             length, start = struct.unpack_from(order + "L", head, 8)[0], pos + 12
         else:
             length = struct.unpack_from(order + "H", head, 6)[0]

@@ -112,12 +112,11 @@ class StartingPool:
     run whose walk has ended and whose files left (of ``found()``: how many the
     walk found to read in all, None while it goes on) this process would read
     sooner than a pool of ``jobs`` workers, and in at most :data:`SMALL_RUN`
-    seconds. While
-    they start, batches are read here, in the main thread (per-file time
-    limits still hold there; a crash in C code would end the run, which
-    ``--resume`` then finishes: ``isolate`` then reads every batch in a
-    worker); once every worker has answered, every batch goes to them, with
-    their crash isolation.
+    seconds. While they start, batches are read here, in the main thread
+    (per-file time limits still hold there; a crash in C code would end the
+    run, which ``--resume`` then finishes: ``isolate`` then reads every batch
+    in a worker); once every worker has answered, every batch goes to them,
+    with their crash isolation.
     """
 
     def __init__(self, jobs: int, found: Callable[[], int | None] | None = None,

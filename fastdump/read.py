@@ -69,7 +69,7 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True) -> str |
             end = max(end, start + length)
     if stopped_at == fp.size and 0 < fp.size - end < 8:
         # pydicom read to the end of the file, but the last bytes made no element.
-        return f"the file is truncated: it ends inside an element header at offset {end}"
+        return dicom.truncated_header(end)
     if pixels and stopped_at < fp.size:
         implicit, little = ds.original_encoding
         fp.seek(stopped_at)
