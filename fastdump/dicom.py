@@ -151,16 +151,20 @@ def truncated_header(offset: int) -> str:
     return f"the file is truncated: it ends inside an element header at offset {offset}"
 
 
+# Reads up to n bytes at an offset: fewer only at the end of the file
+ReadAt = Callable[[int, int], bytes]
+
+
 def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
-                       big_endian: bool) -> str | None:
+                       big_endian: bool, read_at: ReadAt | None = None) -> str | None:
     """Why the file is truncated, when the top-level Pixel Data element at ``pos``
     (``head``: its first 12 bytes, fewer at the end of the file) declares more
     bytes than the file holds; None when it fits.
 
     Reading stops at Pixel Data and never reads its value, but a file cut inside
     it (a transfer that stopped) is as truncated as a file cut in its header.
-    Encapsulated pixel data (undefined length) is not checked: that would mean
-    walking its fragments.
+    Encapsulated pixel data (undefined length) is checked by
+    :func:`fragments_overrun` when ``read_at`` is given.
     """
     order = ">" if big_endian else "<"
     if len(head) < 8:
@@ -182,9 +186,42 @@ def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
             length, start = struct.unpack_from(order + "L", head, 8)[0], pos + 12
         else:
             length = struct.unpack_from(order + "H", head, 6)[0]
-    if length == UNDEFINED_LENGTH or start + length <= size:
+    if length == UNDEFINED_LENGTH:
+        return None if read_at is None else fragments_overrun(read_at, start, size, order)
+    if start + length <= size:
         return None
     return truncated_value(tag, length, start, size)
+
+
+def fragments_overrun(read_at: ReadAt, start: int, size: int, order: str = "<") -> str | None:
+    """Why the file is truncated, when the items of encapsulated Pixel Data (its
+    offset table and fragments, from ``start``) run past its end or the file ends
+    before their sequence delimiter; None when they end in the file.
+
+    A file that ends with the delimiter is taken as whole after one read of its
+    last 8 bytes; only other files (elements after Pixel Data, or a cut) have
+    their item headers walked, one read each. Items that are not items (a corrupt
+    value) are not a truncation this can tell: None.
+    """
+    delimiter = struct.pack(order + "HHL", 0xFFFE, 0xE0DD, 0)
+    if size - start >= 8 and read_at(size - 8, 8) == delimiter:
+        return None
+    pos = start
+    while pos < size:
+        head = read_at(pos, 8)
+        if len(head) < 8:
+            return truncated_header(pos)
+        group, elem, length = struct.unpack(order + "HHL", head)
+        tag = group << 16 | elem
+        if tag == SEQUENCE_END:
+            return None
+        if tag != ITEM or length == UNDEFINED_LENGTH:
+            return None
+        if pos + 8 + length > size:
+            return truncated_value(tag, length, pos + 8, size)
+        pos += 8 + length
+    return (f"the file is truncated: its encapsulated Pixel Data (items from offset {start}) "
+            f"has no sequence delimiter before the file ends at {size}")
 
 
 def record(path: str, size: int, mtime: float | None, meta: dict[str, Any],

@@ -38,7 +38,7 @@ cdef class _Parser:
     cdef bytes buf, packed_stops
     cdef Py_ssize_t size, base, buf_end, fp_pos, chunk, defer
     cdef i64 bound, skip_bound
-    cdef bint saw_element, inflated
+    cdef bint saw_element, inflated, fragments
     cdef Py_ssize_t pixel_at
 
     @cython.locals(keep=bytes, start=Py_ssize_t, end_buffered=Py_ssize_t, want=Py_ssize_t,

@@ -213,11 +213,13 @@ def read_header(path: str, settings: ReadSettings, size: int | None = None) -> H
     """
     # unbuffered: the parser reads in large blocks itself
     with source.open_source(path, size, buffered=False) as fp:
-        return _Parser(fp, settings, size).header()
+        # encapsulated Pixel Data's end is not checked in a store: one more request each
+        return _Parser(fp, settings, size, not source.is_url(path)).header()
 
 
 class _Parser:
-    def __init__(self, fp: IO[bytes], settings: ReadSettings, size: int | None = None) -> None:
+    def __init__(self, fp: IO[bytes], settings: ReadSettings, size: int | None = None,
+                 fragments: bool = True) -> None:
         tags = settings.tags
         self.bulk_vrs = settings.bulk_vrs  # VRs whose long values are never read
         self.fp = fp
@@ -241,6 +243,7 @@ class _Parser:
         self.saw_element = False  # any element at the top level, selected or not
         self.inflated = False  # deflated: offsets count in the inflated stream
         self.pixel_at = -1  # where the top-level Pixel Data element starts, if reached
+        self.fragments = fragments  # check that encapsulated Pixel Data ends in the file
 
     # -- bytes --------------------------------------------------------------
 
@@ -272,6 +275,10 @@ class _Parser:
     def value(self, pos: int, length: int) -> bytes:
         i = self.need(pos, length)
         return self.buf[i:i + length]
+
+    def read_at(self, pos: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``pos``: fewer only at the end of the file."""
+        return self.value(pos, min(n, self.size - pos))
 
     def sniff_implicit(self, pos: int, assumed: bool) -> bool:
         """pydicom's check of a dataset's first element: is its VR implicit?"""
@@ -322,7 +329,8 @@ class _Parser:
             return None
         head = self.value(at, min(12, self.size - at))
         reason = dicom.pixel_data_overrun(head, at, self.size, dataset.implicit,
-                                          dataset.big_endian)
+                                          dataset.big_endian,
+                                          self.read_at if self.fragments else None)
         if reason is not None and len(head) < 12:
             raise Unsupported(TRUNCATED, "the file ends inside the Pixel Data element's header")
         return reason

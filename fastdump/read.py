@@ -43,14 +43,17 @@ def read_dataset(fp: BoundedReader, settings: ReadSettings) -> Dataset:
         raise NotDicomError(f"not a DICOM file: {exc}") from exc
 
 
-def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True) -> str | None:
+def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
+                   fragments: bool = True) -> str | None:
     """Why the file is truncated, or None if it holds every byte its elements declare.
 
     pydicom stops quietly at the end of a file, even inside an element: a
     truncated transfer would otherwise look like a smaller, valid header.
     Call it before converting: it needs the raw elements' offsets. ``pixels``:
     check the Pixel Data element where reading stopped (not with --tags, which
-    reads no further than the tags it selects).
+    reads no further than the tags it selects). ``fragments``: check that
+    encapsulated Pixel Data ends in the file too (not for objects in a store, where
+    reading the last bytes is one more request per object).
     """
     if len(ds) == 0:
         return "the file ends before its first dataset element"
@@ -74,6 +77,16 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True) -> str |
         implicit, little = ds.original_encoding
         fp.seek(stopped_at)
         head = fp.read(12)
+        problem = dicom.pixel_data_overrun(head, stopped_at, fp.size, bool(implicit),
+                                           not little, _read_at(fp) if fragments else None)
         fp.seek(stopped_at)
-        return dicom.pixel_data_overrun(head, stopped_at, fp.size, bool(implicit), not little)
+        return problem
     return None
+
+
+def _read_at(fp: BoundedReader) -> dicom.ReadAt:
+    def read(pos: int, n: int) -> bytes:
+        fp.seek(pos)
+        return fp.read(n)
+
+    return read

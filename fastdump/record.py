@@ -20,7 +20,7 @@ from . import dicom
 from .errors import FastPathError, NotDicomError, TruncatedError
 from .fastjson import fast_record
 from .fastread import PYDICOM_SETTINGS, Unsupported, config_is_default
-from .source import file_uri, opened
+from .source import file_uri, is_url, opened
 from .types import ReadSettings
 
 
@@ -66,7 +66,8 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, settings)
         # (with --tags, a file holding none of them is an empty selection, not a truncation)
-        problem = check_complete(ds, fp, pixels=not tags) if not tags or len(ds) else None
+        problem = (check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
+                   if not tags or len(ds) else None)
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
     if tags:

@@ -106,6 +106,10 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: truncated_at("MR_small_implicit.dcm", PIXEL_DATA, 1), "error"),
     "cut-in-pixel-data-big-endian.dcm": (
         lambda: truncated_at("MR_small_bigendian.dcm", PIXEL_DATA, 8191), "error"),
+    # ... and so is a file cut inside encapsulated Pixel Data, or before its delimiter
+    "cut-in-fragment.dcm": (
+        lambda: truncated_at("SC_rgb_rle_2frame.dcm", PIXEL_DATA, 100), "error"),
+    "cut-before-delimiter.dcm": (lambda: original("SC_rgb_rle_2frame.dcm")[:-8], "error"),
     "length-past-eof.dcm": (lambda: with_length(PLAN, 0x300A00B0, 50_000_000), "either"),
     "length-fffffffe.dcm": (lambda: with_length(PLAN, 0x00100010, 0xFFFFFFFE), "either"),
     "undefined-length-text.dcm": (lambda: with_length(PLAN, 0x00100010, UNDEFINED), "either"),

@@ -17,6 +17,7 @@ import pydicom
 import pytest
 from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataelem import RawDataElement
+from pydicom.encaps import parse_fragments
 
 import fastdump
 from fastdump import fastjson, record
@@ -300,6 +301,77 @@ def test_a_file_cut_inside_its_pixel_data_is_truncated_in_both_paths(name, tmp_p
         tags = parse_tags(SIX_TAGS)
         assert failure(fastjson.fast_record, str(path), tags) == failure(
             record.read_record_pydicom, str(path), tags)
+
+
+# encapsulated: one fragment, two frames, 15 fragments, elements after Pixel Data, and
+# a fragment that holds the sequence delimiter's bytes
+ENCAPSULATED_FILES = ["JPEG2000.dcm", "SC_rgb_rle_2frame.dcm", "rtdose_rle.dcm",
+                      "MR_small_RLE.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"]
+
+
+def items_of(source: str) -> tuple[list[tuple[int, int]], int]:
+    """Where the items of a file's encapsulated Pixel Data start, with their lengths, and
+    where its sequence delimiter starts: as pydicom reads them (the oracle)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(source, defer_size=None)
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    assert raw.length == 0xFFFFFFFF
+    _, offsets = parse_fragments(raw.value)
+    items = [(raw.value_tell + at, int.from_bytes(raw.value[at + 4:at + 8], "little"))
+             for at in offsets]
+    return items, raw.value_tell + len(raw.value)
+
+
+@pytest.mark.parametrize("name", ENCAPSULATED_FILES)
+def test_a_file_cut_inside_its_encapsulated_pixel_data_is_truncated_in_both_paths(
+        name, tmp_path):
+    source = pydicom_file(name)
+    items, delimiter = items_of(source)
+    data = open(source, "rb").read()
+    expected: dict[int, str] = {}  # cut -> the reason
+    for at, length in items:
+        expected[at] = ("the file is truncated: its encapsulated Pixel Data (items from "
+                        f"offset {items[0][0]}) has no sequence delimiter before the file "
+                        f"ends at {at}")
+        for cut in (at + 1, at + 7):
+            expected[cut] = ("the file is truncated: it ends inside an element header at "
+                             f"offset {at}")
+        for cut in (at + 8, at + 8 + length // 2, at + 7 + length) if length else ():
+            expected[cut] = (f"the file is truncated: element (FFFE,E000) declares {length} "
+                             f"bytes at offset {at + 8}, but the file ends at {cut}")
+    expected[delimiter] = expected[items[0][0]].replace(f"ends at {items[0][0]}",
+                                                          f"ends at {delimiter}")
+    expected[delimiter + 3] = ("the file is truncated: it ends inside an element header at "
+                               f"offset {delimiter}")
+    whole_path = tmp_path / "whole.dcm"
+    whole_path.write_bytes(data)
+    whole = orjson.loads(fast(str(whole_path)))
+    assert whole == orjson.loads(reference(str(whole_path)))  # whole: no error in either
+    for cut, reason in sorted(expected.items()):
+        path = tmp_path / f"cut-{cut}.dcm"
+        path.write_bytes(data[:cut])
+        got = failure(fastjson.fast_record, str(path))
+        assert got == failure(record.read_record_pydicom, str(path)), cut
+        assert got[0] == f"TruncatedError: {reason}", cut
+        partial = orjson.loads(got[1])
+        assert partial["meta"] == whole["meta"], cut
+        # the BulkDataURIs name the file: the rest of the header is the whole file's
+        assert orjson.dumps(partial["dataset"]).replace(b"cut-%d" % cut, b"whole") == \
+            orjson.dumps(whole["dataset"]), cut
+
+
+def test_items_that_are_not_items_are_no_truncation(tmp_path):
+    """A corrupt item tag is not a cut this check can tell: the header is dumped."""
+    source = pydicom_file("SC_rgb_rle_2frame.dcm")
+    items, _ = items_of(source)
+    data = bytearray(open(source, "rb").read())
+    at = items[-1][0]
+    data[at:at + 4] = b"\x00\x00\x00\x00"
+    path = tmp_path / "corrupt-item.dcm"
+    path.write_bytes(bytes(data[:-20]))  # cut too: the walk stops at the corrupt item
+    assert fast(str(path)) == reference(str(path))
+    assert orjson.loads(fast(str(path)))["path"] == str(path)
 
 
 def sequences_written_as_un(path: str) -> bytes | None:
