@@ -193,7 +193,7 @@ def pixel_data_overrun(head: bytes, pos: int, size: int, implicit: bool,
     return truncated_value(tag, length, start, size)
 
 
-def fragments_overrun(read_at: ReadAt, start: int, size: int, order: str = "<") -> str | None:
+def fragments_overrun(read_at: ReadAt, start: int, size: int, order: str) -> str | None:
     """Why the file is truncated, when the items of encapsulated Pixel Data (its
     offset table and fragments, from ``start``) run past its end or the file ends
     before their sequence delimiter; None when they end in the file.
@@ -212,13 +212,10 @@ def fragments_overrun(read_at: ReadAt, start: int, size: int, order: str = "<") 
         if len(head) < 8:
             return truncated_header(pos)
         group, elem, length = struct.unpack(order + "HHL", head)
-        tag = group << 16 | elem
-        if tag == SEQUENCE_END:
-            return None
-        if tag != ITEM or length == UNDEFINED_LENGTH:
-            return None
+        if group << 16 | elem != ITEM or length == UNDEFINED_LENGTH:
+            return None  # the delimiter: whole; anything else: not a cut this can tell
         if pos + 8 + length > size:
-            return truncated_value(tag, length, pos + 8, size)
+            return truncated_value(ITEM, length, pos + 8, size)
         pos += 8 + length
     return (f"the file is truncated: its encapsulated Pixel Data (items from offset {start}) "
             f"has no sequence delimiter before the file ends at {size}")

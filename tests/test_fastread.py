@@ -329,19 +329,20 @@ def test_a_file_cut_inside_its_encapsulated_pixel_data_is_truncated_in_both_path
     source = pydicom_file(name)
     items, delimiter = items_of(source)
     data = open(source, "rb").read()
+    def no_delimiter(end: int) -> str:
+        return (f"the file is truncated: its encapsulated Pixel Data (items from offset "
+                f"{items[0][0]}) has no sequence delimiter before the file ends at {end}")
+
     expected: dict[int, str] = {}  # cut -> the reason
     for at, length in items:
-        expected[at] = ("the file is truncated: its encapsulated Pixel Data (items from "
-                        f"offset {items[0][0]}) has no sequence delimiter before the file "
-                        f"ends at {at}")
+        expected[at] = no_delimiter(at)
         for cut in (at + 1, at + 7):
             expected[cut] = ("the file is truncated: it ends inside an element header at "
                              f"offset {at}")
         for cut in (at + 8, at + 8 + length // 2, at + 7 + length) if length else ():
             expected[cut] = (f"the file is truncated: element (FFFE,E000) declares {length} "
                              f"bytes at offset {at + 8}, but the file ends at {cut}")
-    expected[delimiter] = expected[items[0][0]].replace(f"ends at {items[0][0]}",
-                                                          f"ends at {delimiter}")
+    expected[delimiter] = no_delimiter(delimiter)
     expected[delimiter + 3] = ("the file is truncated: it ends inside an element header at "
                                f"offset {delimiter}")
     whole_path = tmp_path / "whole.dcm"
