@@ -22,13 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
+import pydicom
 import pytest
+from pydicom.encaps import encapsulate
 
 s3fs = pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
 import fastdump  # noqa: E402
 import fastdump.pool  # noqa: E402
+import fastdump.worker  # noqa: E402
 from fastdump import batching, remote  # noqa: E402
 from fastdump.batching import FIRST, MOST, BatchSizer, batches  # noqa: E402
 from fastdump.types import Entry, Options  # noqa: E402
@@ -249,6 +252,29 @@ def test_a_header_longer_than_the_block_is_complete_in_two_requests(s3_env, tmp_
     local = fastdump.read_record(store.local / "long" / LONG)
     assert record["dataset"] == orjson.loads(orjson.dumps(local["dataset"]).decode().replace(
         (store.local / "long").as_uri() + "/", f"s3://{BUCKET}/long/"))
+
+
+@pytest.mark.parametrize("path", ["fast", "pydicom"])
+def test_encapsulated_pixel_data_of_an_object_costs_no_request_past_its_header(
+        s3_env, tmp_path, monkeypatch, path):
+    """A local file's encapsulated Pixel Data is checked to end in the file (its last
+    8 bytes are read); an object's is not: that would be one more request per object."""
+    store = s3_env
+    if path == "pydicom":
+        monkeypatch.setattr(fastdump.worker, "try_fast_record", lambda *args: (None, "forced"))
+    ds = pydicom.dcmread(pydicom_file("JPEG2000.dcm"))
+    ds.PixelData = encapsulate([bytes(range(256)) * 1024])  # 256 KiB: past the block
+    local = tmp_path / "encap.dcm"
+    ds.save_as(local)
+    assert local.stat().st_size > remote.HEAD_BYTES
+    store.direct.pipe(f"{BUCKET}/encap/encap.dcm", local.read_bytes())
+    [entry] = list(walk([f"s3://{BUCKET}/encap/encap.dcm"]))
+    store.proxy.reset()
+    [outcome] = process_batch([entry], Options(fetch_concurrency=8))
+    assert len(gets(store.proxy, "encap/")) == 1  # the prefetched block only
+    assert outcome.error_line is None
+    record = orjson.loads(outcome.payload)
+    assert record["dataset"] == fastdump.read_record(local)["dataset"]
 
 
 def test_a_prefetched_object_reads_like_the_object(s3_env):
