@@ -329,6 +329,7 @@ def test_a_file_cut_inside_its_encapsulated_pixel_data_is_truncated_in_both_path
     source = pydicom_file(name)
     items, delimiter = items_of(source)
     data = open(source, "rb").read()
+
     def no_delimiter(end: int) -> str:
         return (f"the file is truncated: its encapsulated Pixel Data (items from offset "
                 f"{items[0][0]}) has no sequence delimiter before the file ends at {end}")
