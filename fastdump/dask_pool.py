@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,6 +34,7 @@ CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 NO_WORKER_TIMEOUT = 600.0  # seconds without any worker before the run gives up
 RESTART_TIMEOUT = 120.0  # seconds for a nanny to restart a worker stuck on a file
 _POLL = 5.0
+STARTED_TOPIC = "fastdump-file-started"  # events: a file read alone starts on a worker
 
 
 class DaskPool:
@@ -48,6 +50,7 @@ class DaskPool:
         self._changed = threading.Condition()
         self._no_worker_since: float | None = None
         self._submitted: weakref.WeakSet = weakref.WeakSet()  # this run's tasks (kill)
+        self._started: dict[str, threading.Event] = {}  # files read alone, by token
         self._cluster = _local_cluster(jobs) if scheduler == "local" else None
         address = self._cluster if self._cluster is not None else scheduler
         try:
@@ -65,6 +68,7 @@ class DaskPool:
         try:
             self.jobs = self._wait_for_workers()
             _check_versions(self.client)
+            self.client.subscribe_topic(STARTED_TOPIC, self._on_started)
         except BaseException:
             self.close()
             raise
@@ -116,19 +120,36 @@ class DaskPool:
                 if not self._changed.wait(timeout=left):
                     self._check_alive()
 
-    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
+                url: str | None = None) -> Any:
         """Run one call as a task of its own, so a crash is pinned on it.
 
-        Raises ``TimeoutError`` when it outlives ``timeout``: the task is
-        cancelled and its worker restarted, as a thread stuck on a worker can
-        neither be interrupted nor be left holding it.
+        Raises ``TimeoutError`` when it outlives ``timeout``, counted from when
+        the task starts on a worker that has imported the reader (and ``url``'s
+        client): files are read alone just after workers died or were restarted,
+        and a worker that has just joined may take seconds more to run a task,
+        which are not the file's. The task is then cancelled and its worker
+        restarted, as a thread stuck on a worker can neither be interrupted nor
+        be left holding it.
         """
-        future = self.client.submit(fn, *args, pure=False, retries=0)
+        token = uuid.uuid4().hex
+        started = self._started[token] = threading.Event()
         try:
-            return future.result(timeout=timeout)
-        except TimeoutError:
-            self._restart_workers_running([future])
-            raise
+            future = self.client.submit(_announced, token, url, fn, *args, pure=False,
+                                        retries=0)
+            try:
+                _until_started(future, started)
+                return future.result(timeout=timeout)
+            except TimeoutError:
+                self._restart_workers_running([future])
+                raise
+        finally:
+            del self._started[token]
+
+    def _on_started(self, event: tuple[float, str]) -> None:
+        started = self._started.get(event[1])  # other runs on the cluster announce theirs too
+        if started is not None:
+            started.set()
 
     def _restart_workers_running(self, futures: list[Any]) -> None:
         keys = {f.key for f in futures}
@@ -172,6 +193,27 @@ class DaskPool:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _until_started(future: Any, started: threading.Event) -> None:
+    """Wait until the task announced its start, or ended, or RESTART_TIMEOUT passed
+    (a worker that slow to come up: the file's time then counts anyway)."""
+    deadline = time.monotonic() + RESTART_TIMEOUT
+    while not started.wait(0.05):
+        if future.done() or time.monotonic() > deadline:
+            return
+
+
+def _announced(token: str, url: str | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """A task that tells the client (under ``token``) when its worker is ready to read
+    files, then runs ``fn(*args)``."""
+    from distributed import get_worker
+
+    from .pool import worker_ready
+
+    worker_ready(url)
+    get_worker().log_event(STARTED_TOPIC, token)
+    return fn(*args)
 
 
 def _local_cluster(jobs: int) -> Any:

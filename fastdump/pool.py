@@ -78,12 +78,15 @@ class LocalPool:
             executor = self._current = _executor(self.jobs)  # fresh after a worker died
             return executor.submit(fn, *args)
 
-    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
+                url: str | None = None) -> Any:
         """Run one call in a pool of one worker, so a crash or a hang is pinned on it.
 
-        Raises ``TimeoutError`` (after killing the worker) when it hangs. A crash
-        is tried twice, so a pool still dying from an earlier crash is not
-        blamed on this file.
+        Raises ``TimeoutError`` (after killing the worker) when it hangs, counting
+        from when the worker is up (for objects in a store, ``url``'s client
+        loaded): a fresh worker's start is not the file's time. A crash is
+        tried twice, so a pool still dying from an earlier crash is not blamed
+        on this file.
         """
         from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -92,7 +95,10 @@ class LocalPool:
             _start_resource_trackers()
             with deferred():
                 executor = _executor(1)
-                future = executor.submit(fn, *args)
+                ready = executor.submit(worker_ready, url)
+                future = executor.submit(fn, *args)  # run after it, by the one worker
+            # Timed once the worker is up: past WORKER_START_TIMEOUT, from then on anyway
+            _wait_any([ready], WORKER_START_TIMEOUT)
             try:
                 return future.result(timeout=timeout)
             except FutureTimeout:
@@ -150,7 +156,7 @@ class StartingPool:
             if self._reads_sooner_here(now):
                 return False
             self._pool = LocalPool(self.jobs)
-            self._warming = [self._pool.submit(_worker_ready, url) for _ in range(self.jobs)]
+            self._warming = [self._pool.submit(worker_ready, url) for _ in range(self.jobs)]
         return all(f.done() for f in self._warming)
 
     def _reads_sooner_here(self, now: float) -> bool:
@@ -190,8 +196,9 @@ class StartingPool:
         if self._pool is not None:
             self._pool.kill()
 
-    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-        return (self._pool or LocalPool(self.jobs)).isolate(fn, *args, timeout=timeout)
+    def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
+                url: str | None = None) -> Any:
+        return (self._pool or LocalPool(self.jobs)).isolate(fn, *args, timeout=timeout, url=url)
 
     def __enter__(self) -> StartingPool:
         return self
@@ -230,8 +237,10 @@ def _wait_any(futures: Iterable[Future], timeout: float | None) -> set[Future]:
 
 
 # Seconds a batch (or a file read alone) may outlive its files' time limits before its
-# worker counts as hung: room for a busy machine, a worker's start and its imports
+# worker counts as hung: room for a busy machine (and for a batch, a worker's start)
 HUNG_GRACE = 5.0
+# Seconds a file read alone waits for its worker to be up before its own time counts
+WORKER_START_TIMEOUT = 120.0
 
 # Seconds of a run after which worker processes are worth starting (None: from the
 # start, and no batch is read in this process)
@@ -249,7 +258,7 @@ SMALL_RUN = 3.0
 START_COST = 1.0
 
 
-def _worker_ready(url: str | None) -> None:
+def worker_ready(url: str | None) -> None:
     """The first task of a worker: it has started and imported what batches need
     (for objects in a store, its client too)."""
     if url is not None:
@@ -368,7 +377,8 @@ def _batch_budget(batch: Batch, opts: Options, in_flight: int) -> float:
 def _one_alone(pool: Any, entry: Entry | Problem, opts: Options) -> Outcome:
     timeout = opts.file_timeout * 2 + HUNG_GRACE if opts.file_timeout else None
     try:
-        return pool.isolate(process_batch, [entry], opts, timeout=timeout)[0]
+        url = entry.path if is_url(entry.path) else None
+        return pool.isolate(process_batch, [entry], opts, timeout=timeout, url=url)[0]
     except TimeoutError:
         return failed(entry, f"FileTimeout: the worker reading this file hung for more than "
                              f"{timeout:g} s and was killed")

@@ -7,6 +7,7 @@ end as an error record while the rest are dumped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -51,12 +52,11 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """(address, client) of a scheduler and two single-threaded workers with nannies."""
+@contextlib.contextmanager
+def running_cluster(logs: Path, workers: int):
+    """(address, client) of a scheduler and ``workers`` single-threaded workers with nannies."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask-logs")
     env = dict(os.environ)
     # Workers import tests.dask_hooks (the test-only plugin) from the repository.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -68,7 +68,7 @@ def cluster(tmp_path_factory):
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "wb"),
         ))
-        for i in range(WORKERS):
+        for i in range(workers):
             procs.append(subprocess.Popen(
                 [DASK, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
                  "--nworkers", "1", "--name", f"w{i}", "--no-dashboard",
@@ -76,7 +76,7 @@ def cluster(tmp_path_factory):
                 env=env, stdout=subprocess.DEVNULL, stderr=open(logs / f"worker{i}.log", "wb"),
             ))
         client = distributed.Client(address, timeout=STARTUP_TIMEOUT)
-        client.wait_for_workers(WORKERS, timeout=STARTUP_TIMEOUT)
+        client.wait_for_workers(workers, timeout=STARTUP_TIMEOUT)
         yield address, client
         client.close()
     finally:
@@ -84,21 +84,29 @@ def cluster(tmp_path_factory):
             stop(proc)
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(address, client) of a scheduler and two single-threaded workers with nannies."""
+    with running_cluster(tmp_path_factory.mktemp("dask-logs"), WORKERS) as running:
+        yield running
+
+
 @pytest.fixture
 def hooks(cluster):
     """Install the test-only read hooks on every worker, for one test."""
     _, client = cluster
+    workers = len(client.scheduler_info(n_workers=-1)["workers"])
     installed = []
 
-    def install(delay: float = 0.0) -> None:
-        client.register_plugin(ReadHooks(delay), name=ReadHooks.name)
+    def install(delay: float = 0.0, start_delay: float = 0.0) -> None:
+        client.register_plugin(ReadHooks(delay, start_delay), name=ReadHooks.name)
         installed.append(True)
 
     yield install
     if installed:
         client.unregister_worker_plugin(ReadHooks.name)
     # A test that killed workers leaves the cluster whole for the next one.
-    client.wait_for_workers(WORKERS, timeout=STARTUP_TIMEOUT)
+    client.wait_for_workers(workers, timeout=STARTUP_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

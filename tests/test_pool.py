@@ -166,6 +166,21 @@ def pid_after(seconds: float) -> int:
     return os.getpid()
 
 
+def test_a_file_read_alone_is_timed_from_when_its_worker_is_up(tmp_path, monkeypatch):
+    # A worker process that takes 2 s to start (its interpreter's sitecustomize sleeps,
+    # as imports on a busy machine can), and a call of 0.1 s given 1 s: the worker's
+    # start is not the call's time.
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(2.0)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    fastdump.pool.shutdown_local_pool()  # the next worker starts in that environment
+    pool = fastdump.pool.LocalPool(2)
+    try:
+        assert pool.isolate(pid_after, 0.1, timeout=1.0) != os.getpid()
+    finally:
+        fastdump.pool.shutdown_local_pool()
+
+
 def test_the_pool_keeps_its_workers_after_a_file_read_alone_and_after_a_dead_worker():
     # LocalPool reuses its executor from submit to submit: it must notice when loky
     # shrank it to one worker (a file read alone) or a worker's death broke it.
