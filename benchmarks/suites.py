@@ -50,11 +50,14 @@ class Sizes:
     s3_objects: int = 300
     s3_delays_ms: tuple[int, ...] = (0, 30, 100)
     resume: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    # the parent's memory, --jobs 2: 100 times more files, so that 20 bytes per file
+    # (20 MB) stands out of the few MB one command's peak varies by from run to run
+    memory: tuple[int, int] = (10_000, 1_000_000)
 
 
 FULL = Sizes()
 QUICK = Sizes(ct=200, mix=300, scaling=(300, 1_500), s3_objects=30,
-              resume=(300, 1_000, 3_000))
+              resume=(300, 1_000, 3_000), memory=(300, 3_000))
 
 
 @dataclass
@@ -227,7 +230,8 @@ def onefile_suite(s: Settings) -> dict:
 
 
 def scaling_suite(s: Settings) -> dict:
-    """(d) --jobs 2 against --jobs 1, and parent memory against archive size (tiny pixels)."""
+    """(d) --jobs 2 against --jobs 1 (tiny pixels), and the parent's memory against archive
+    size (10^4 to 10^6 files of hard links, --jobs 2)."""
     roots = [archives.generated(s.workdir, n, s.seed, tiny=True, log=s.log)
              for n in s.sizes.scaling]
     contenders, infos, by_size = [], {}, []
@@ -241,14 +245,21 @@ def scaling_suite(s: Settings) -> dict:
         by_size.append((n, pair))
         infos[root.name] = _archive_info(root, n, nbytes)
         warm_page_cache(paths)
-    _run(s, contenders)
+    memory = []
+    for n in s.sizes.memory:
+        root = archives.links(s.workdir, n, s.log)
+        memory.append(fastdump_dump(f"fastdump --jobs {PARALLEL_JOBS}, {n:,} links", str(root),
+                                    n, "--jobs", str(PARALLEL_JOBS), group=f"{n:,} links"))
+        infos[root.name] = {"path": str(root), "files": n,
+                            "sources": list(archives.LINK_SOURCES)}
+    _run(s, contenders + memory)
     result = [checks.ratio(f"{n:,} files (tiny pixels): --jobs {PARALLEL_JOBS} vs --jobs 1",
                            many, one, 1.7) for n, (one, many) in by_size]
-    (small, (_, small_many)), (large, (_, large_many)) = by_size[0], by_size[-1]
+    small, large = memory[0], memory[-1]
     result.append(checks.growth(
-        f"parent peak RSS, --jobs {PARALLEL_JOBS}, {small:,} → {large:,} files: flat",
-        small_many, large_many, 20.0))
-    return _record("scaling", infos, contenders, result)
+        f"parent peak RSS, --jobs {PARALLEL_JOBS}, {small.files:,} → {large.files:,} files "
+        "(hard links): flat", small, large, 20.0))
+    return _record("scaling", infos, contenders + memory, result)
 
 
 def resume_suite(s: Settings) -> dict:
