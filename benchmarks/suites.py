@@ -250,8 +250,7 @@ def scaling_suite(s: Settings) -> dict:
         root = archives.links(s.workdir, n, s.log)
         memory.append(fastdump_dump(f"fastdump --jobs {PARALLEL_JOBS}, {n:,} links", str(root),
                                     n, "--jobs", str(PARALLEL_JOBS), group=f"{n:,} links"))
-        infos[root.name] = {"path": str(root), "files": n,
-                            "sources": list(archives.LINK_SOURCES)}
+        infos[root.name] = _links_info(root, n)
     _run(s, contenders + memory)
     result = [checks.ratio(f"{n:,} files (tiny pixels): --jobs {PARALLEL_JOBS} vs --jobs 1",
                            many, one, 1.7) for n, (one, many) in by_size]
@@ -268,7 +267,7 @@ def resume_suite(s: Settings) -> dict:
     for n in s.sizes.resume:
         root = archives.links(s.workdir, n, s.log)
         out, first[str(n)] = _first_dump(s, root, n)
-        infos[root.name] = {"path": str(root), "files": n, "sources": list(archives.LINK_SOURCES)}
+        infos[root.name] = _links_info(root, n)
         contenders.append(fastdump_dump(f"fastdump --resume, {n:,} files", str(root), n,
                                         "--resume", group=f"{n:,}", out=out,
                                         judge_resume=True))
@@ -280,6 +279,10 @@ def resume_suite(s: Settings) -> dict:
     record = _record("resume", infos, contenders, result)
     record["first_dumps"] = first
     return record
+
+
+def _links_info(root: Path, files: int) -> dict:
+    return {"path": str(root), "files": files, "sources": list(archives.LINK_SOURCES)}
 
 
 def _first_dump(s: Settings, root: Path, files: int) -> tuple[Path, dict]:
