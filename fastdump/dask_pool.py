@@ -25,6 +25,7 @@ from . import stopping
 from ._version import __version__
 from .compat import import_optional
 from .errors import SchedulerError
+from .pool import WORKER_START_TIMEOUT
 
 # A task is given up (KilledWorker) after its worker died this many times + 1.
 # For a cluster started here; an existing cluster keeps its scheduler's setting
@@ -196,9 +197,10 @@ class DaskPool:
 
 
 def _until_started(future: Any, started: threading.Event) -> None:
-    """Wait until the task announced its start, or ended, or RESTART_TIMEOUT passed
-    (a worker that slow to come up: the file's time then counts anyway)."""
-    deadline = time.monotonic() + RESTART_TIMEOUT
+    """Wait until the task announced its start, or ended, or WORKER_START_TIMEOUT passed
+    (a worker that slow to come up: the file's time then counts anyway), as the local
+    pool waits for its one worker."""
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
     while not started.wait(0.05):
         if future.done() or time.monotonic() > deadline:
             return
