@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement, RawDataElement
@@ -101,7 +101,7 @@ def _element_to_json(
     base: int,
 ) -> dict[str, Any]:
     bulk_vrs = ctx.settings.bulk_vrs
-    if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+    if _deferred_with_length(raw):
         vr = _deferred_vr(ds, tag, raw)
         if vr in bulk_vrs:
             return {"vr": vr, "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
@@ -125,6 +125,17 @@ def _element_to_json(
                                                           len(e.value)),
         bulk_data_threshold=ctx.settings.bulk_threshold,
     )
+
+
+def _deferred_with_length(raw: RawDataElement | DataElement) -> TypeGuard[RawDataElement]:
+    """Whether ``raw`` is a value pydicom deferred whose length the file states.
+
+    pydicom also defers a long value of undefined length that is not a sequence
+    (encapsulated pixel data outside Pixel Data): its length is then unknown
+    until pydicom reads it, on access.
+    """
+    return (isinstance(raw, RawDataElement) and raw.value is None
+            and 0 < raw.length != dicom.UNDEFINED_LENGTH)
 
 
 def _deferred_vr(ds: Dataset, tag: int, raw: RawDataElement) -> str:
@@ -153,6 +164,6 @@ def _raw_fallback(
     value = raw.value if isinstance(raw, RawDataElement) else None
     if isinstance(value, bytes) and value:
         return {"vr": "UN", "InlineBinary": base64.b64encode(value).decode("ascii")}
-    if isinstance(raw, RawDataElement) and value is None and raw.length:
+    if _deferred_with_length(raw):
         return {"vr": "UN", "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
     return {"vr": "UN"}

@@ -66,9 +66,13 @@ cdef class _Parser:
                    i=Py_ssize_t, group=i64, elem=i64, length=i64, head=Py_ssize_t, kind=int,
                    tag=i64, after=Py_ssize_t)
     cdef tuple skip_unselected(self, Py_ssize_t pos, i64 previous, bint implicit)
-    @cython.locals(items=list, big_endian=bint, i=Py_ssize_t, buf=bytes, group=i64, elem=i64,
-                   length=i64, tag=i64, start=Py_ssize_t, implicit=bint, item=RawDataset)
+    @cython.locals(items=list, big_endian=bint, length=i64, tag=i64, start=Py_ssize_t,
+                   implicit=bint, item=RawDataset)
     cdef tuple items(self, Py_ssize_t pos, Py_ssize_t end, RawDataset parent, int depth)
+    @cython.locals(start=Py_ssize_t, length=i64, tag=i64)
+    cdef Py_ssize_t items_length(self, Py_ssize_t pos, bint big_endian) except -1
+    @cython.locals(i=Py_ssize_t, buf=bytes, group=i64, elem=i64, length=i64)
+    cdef (i64, i64) item_head(self, Py_ssize_t pos, bint big_endian) except *
     @cython.locals(private=i64, found=str)
     cdef str resolve_vr(self, i64 tag, str vr, i64 length, Py_ssize_t value_pos,
                         dict creators, object order)

@@ -485,9 +485,21 @@ class _Parser:
                 sequence = vr == "SQ"
                 ambiguous_vr = vr in _AMBIGUOUS
             keep = selected is None or tag in selected
+            if length == _UNDEFINED and not sequence:
+                # encapsulated pixel data outside Pixel Data (an icon's, in its sequence)
+                if (vr != "OB" and vr != "OW" or meta_group or group & 1 and elem < 0x100
+                        or tag == _CHARSET or tag == _PIXEL_REPRESENTATION):
+                    raise Unsupported(MALFORMED, f"undefined length {vr} value")
+                length = self.items_length(value_pos, big)
+                if keep:
+                    # (pydicom reads it whole in an item, defers it at the top level;
+                    # either way the converter inlines it or not by its length)
+                    value = None if length > self.defer else self.value(value_pos, length)
+                    out.append((tag, vr, value, value_pos, length))
+                buf, base, buf_end = self.buf, self.base, self.buf_end
+                pos = value_pos + length + 8  # after its sequence delimiter
+                continue
             if length == _UNDEFINED:
-                if not sequence:
-                    raise Unsupported(MALFORMED, "undefined length value that is not a sequence")
                 items, pos = self.items(value_pos, -1, ds, depth)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
                 seen_sequence = True
@@ -609,21 +621,12 @@ class _Parser:
         """Parse a sequence's items from ``pos`` to ``end`` (-1: to its delimiter)."""
         items: list[RawDataset] = []
         big_endian = parent.big_endian
-        tag_length = BIG.tag_length if big_endian else LITTLE.tag_length
         while True:
             if end >= 0 and pos >= end:
                 if pos != end:
                     raise Unsupported(MALFORMED, "an item overruns its sequence")
                 return items, pos
-            i = self.need(pos, 8)
-            if cython.compiled:
-                buf = self.buf
-                group = _get16(buf, i, big_endian)
-                elem = _get16(buf, i + 2, big_endian)
-                length = _get32(buf, i + 4, big_endian)
-            else:
-                group, elem, length = tag_length(self.buf, i)
-            tag = group << 16 | elem
+            tag, length = self.item_head(pos, big_endian)
             if tag == _SEQUENCE_END:
                 if end >= 0:
                     raise Unsupported(MALFORMED, "sequence delimiter in a defined-length sequence")
@@ -647,6 +650,31 @@ class _Parser:
                     pos = end
                 self.parse(item, start, pos, top=False, meta_group=False, depth=depth + 1)
             items.append(item)
+
+    def items_length(self, pos: int, big_endian: bool) -> int:
+        """The length of an undefined-length value that is not a sequence, from ``pos``
+        to its sequence delimiter, as pydicom reads it: encapsulated items.
+
+        Anything else (pydicom then scans for the delimiter's bytes) is left to pydicom.
+        """
+        start = pos
+        while True:
+            tag, length = self.item_head(pos, big_endian)
+            if tag == _SEQUENCE_END:
+                return pos - start
+            if tag != _ITEM or length == _UNDEFINED:
+                raise Unsupported(MALFORMED, "undefined length value that is not items")
+            pos += 8 + length
+
+    def item_head(self, pos: int, big_endian: bool) -> tuple[int, int]:
+        """(tag, length) of the item header or delimiter at ``pos``."""
+        i = self.need(pos, 8)
+        if cython.compiled:
+            buf = self.buf
+            return (_get16(buf, i, big_endian) << 16 | _get16(buf, i + 2, big_endian),
+                    _get32(buf, i + 4, big_endian))
+        group, elem, length = (BIG if big_endian else LITTLE).tag_length(self.buf, i)
+        return group << 16 | elem, length
 
     def resolve_vr(
         self, tag: int, vr: str | None, length: int, value_pos: int,

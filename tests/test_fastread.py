@@ -26,7 +26,7 @@ from fastdump.selection import parse_tags, select
 from fastdump.types import ReadSettings
 
 from .conftest import PYDICOM_FILES, pydicom_file
-from .helpers import FAST, PYDICOM, SIX_TAGS, count_reads, read_jsonl
+from .helpers import FAST, PYDICOM, SIX_TAGS, bulk_bytes, count_reads, read_jsonl
 from .mutations import corpus
 
 ALL_FILES = PYDICOM_FILES + sorted(f for f in get_charset_files() if os.path.isfile(f))
@@ -374,6 +374,70 @@ def test_items_that_are_not_items_are_no_truncation(tmp_path):
     path.write_bytes(bytes(data[:-20]))  # cut too: the walk stops at the corrupt item
     assert fast(str(path)) == reference(str(path))
     assert orjson.loads(fast(str(path)))["path"] == str(path)
+
+
+def with_encapsulated_elsewhere(name: str, folder, value: bytes | None = None) -> str:
+    """A real file with its encapsulated Pixel Data (``value``: other bytes) also in
+    an Icon Image Sequence item, as vendors write thumbnails, and in a private
+    element of undefined length at the top level (not valid DICOM, read by pydicom)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(pydicom_file(name), defer_size=None)
+    value = ds.PixelData if value is None else value
+    icon = pydicom.Dataset()
+    icon.Rows, icon.Columns = 8, 8
+    icon.add_new(0x7FE00010, "OB", value)
+    icon["PixelData"].is_undefined_length = True
+    ds.IconImageSequence = pydicom.Sequence([icon])
+    ds.add_new(0x00091010, "LO", "FASTDUMP TEST")
+    ds.add_new(0x00091011, "OB", value)
+    ds[0x00091011].is_undefined_length = True
+    path = os.path.join(folder, f"icon-{name}")
+    ds.save_as(path)
+    return path
+
+
+def uri_bytes_and_values(record_line: bytes, path: str) -> list[tuple[bytes, bytes]]:
+    """(the bytes each BulkDataURI of the two elements points at, pydicom's value)."""
+    dataset = orjson.loads(record_line)["dataset"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+    pairs = []
+    for element, value in ((dataset["00880200"]["Value"][0]["7FE00010"],
+                            ds.IconImageSequence[0].PixelData),
+                           (dataset["00091011"], ds[0x00091011].value)):
+        pairs.append((bulk_bytes(element["BulkDataURI"]), value))
+    return pairs
+
+
+@pytest.mark.parametrize("name", ENCAPSULATED_FILES)
+def test_encapsulated_values_outside_pixel_data_take_the_fast_path(name, tmp_path):
+    # The last of ENCAPSULATED_FILES has a fragment holding the delimiter's bytes: the
+    # value ends at the delimiter after its items, not at the first such bytes.
+    path = with_encapsulated_elsewhere(name, tmp_path)
+    for threshold in THRESHOLDS:
+        got = fast(path, threshold)
+        assert isinstance(got, bytes), (threshold, got)
+        assert got == reference(path, threshold), threshold
+    for located, value in uri_bytes_and_values(fast(path, 8), path):
+        assert located == value and len(value) > 8
+    tags = parse_tags("ImageType,IconImageSequence,SOPInstanceUID")  # (0009,1011) skipped
+    assert fast(path, tags=tags) == reference(path, tags=tags)
+    assert "00091011" not in orjson.loads(fast(path, tags=tags))["dataset"]
+
+
+def test_undefined_length_values_that_are_not_items_are_left_to_pydicom(tmp_path):
+    # pydicom then scans for the delimiter's bytes: the fast path does not mirror that
+    items = b"\xfe\xff\x00\xe0\x00\x00\x00\x00\xfe\xff\x00\xe0\x20\x00\x00\x00" + bytes(32)
+    path = with_encapsulated_elsewhere("JPEG2000.dcm", tmp_path, items)
+    data = open(path, "rb").read()
+    assert data.count(items) == 2  # the icon's and the private element's
+    with open(path, "wb") as f:  # their first item tag made another tag
+        f.write(data.replace(items, b"\x08\x00\x10\x00" + items[4:]))
+    assert fast(path) == "Unsupported"
+    assert outcome(record.read_record, path) == reference(path)
+    assert orjson.loads(reference(path))["dataset"]["00091011"]["vr"] == "OB"
 
 
 def sequences_written_as_un(path: str) -> bytes | None:
