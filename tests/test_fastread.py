@@ -403,12 +403,9 @@ def uri_bytes_and_values(record_line: bytes, path: str) -> list[tuple[bytes, byt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(path)
-    pairs = []
-    for element, value in ((dataset["00880200"]["Value"][0]["7FE00010"],
-                            ds.IconImageSequence[0].PixelData),
-                           (dataset["00091011"], ds[0x00091011].value)):
-        pairs.append((bulk_bytes(element["BulkDataURI"]), value))
-    return pairs
+    icon = dataset["00880200"]["Value"][0]["7FE00010"]
+    return [(bulk_bytes(icon["BulkDataURI"]), ds.IconImageSequence[0].PixelData),
+            (bulk_bytes(dataset["00091011"]["BulkDataURI"]), ds[0x00091011].value)]
 
 
 @pytest.mark.parametrize("name", ENCAPSULATED_FILES)
