@@ -16,7 +16,7 @@ from . import hotpath, stopping
 from ._version import __version__
 from .errors import FastdumpError
 from .formats import FORMATS
-from .types import FETCH_CONCURRENCY
+from .types import FETCH_CONCURRENCY, SKIPPED_EXAMPLES
 
 if TYPE_CHECKING:
     from .types import Summary
@@ -160,6 +160,10 @@ def _report(s: Summary) -> None:
     )
     if s.errors:
         print(f"fastdump: see {s.out_dir}/errors.jsonl for the files that could not be read",
+              file=sys.stderr)
+    if s.skipped and s.out_dir != "-":
+        print(f"fastdump: {s.out_dir}/summary.json names the entries skipped (the first "
+              f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices",
               file=sys.stderr)
     if s.interrupted:
         by = f" by {s.signal}" if s.signal else ""

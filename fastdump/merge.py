@@ -27,7 +27,7 @@ from .formats.base import Format
 from .lines import parse_prefix
 from .outdir import atomic_write, find_manifest
 from .shard import check_shard
-from .types import Summary
+from .types import SKIPPED_EXAMPLES, Summary
 
 SCRATCH_MARK = ".fastdump-merge"
 
@@ -143,6 +143,8 @@ def _scratch_dir(out: Path, sources: list[Path]) -> Path:
 def _record(summary: Summary, sources: list[Path], summaries: list[dict], started: float):
     """What went into the merge: each input and its shard; shards missing from a set."""
     summary.skipped = sum(s.get("skipped", 0) for s in summaries)
+    examples = [e for s in summaries for e in s.get("skipped_examples", [])]
+    summary.skipped_examples = examples[:SKIPPED_EXAMPLES]
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.extra["merged_from"] = [
         {"out_dir": str(src), "shard": s.get("shard"), "files": s.get("files")}

@@ -30,6 +30,7 @@ from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
 from .types import (
     FETCH_CONCURRENCY,
+    SKIPPED_EXAMPLES,
     BatchResult,
     Entry,
     Found,
@@ -184,6 +185,8 @@ class _Job:
                     continue
                 if isinstance(item, Skipped):
                     s.skipped += 1
+                    if len(s.skipped_examples) < SKIPPED_EXAMPLES:
+                        s.skipped_examples.append({"path": item.path, "reason": item.reason})
                     continue
                 files.append(item)
             s.files += len(files)

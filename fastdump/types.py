@@ -114,6 +114,9 @@ class Lines(NamedTuple):
 BatchResult = list[Outcome] | Lines
 
 
+SKIPPED_EXAMPLES = 20  # skipped entries named in summary.json
+
+
 @dataclass
 class Summary:
     """What a run did. Also written to OUTDIR/summary.json."""
@@ -124,6 +127,8 @@ class Summary:
     ok: int = 0  # dumped this run
     errors: int = 0  # reported in errors.jsonl this run
     skipped: int = 0  # symlinks not followed, FIFOs, sockets...
+    # the first SKIPPED_EXAMPLES of them, {"path", "reason"}: which ones, without a list per entry
+    skipped_examples: list[dict[str, str]] = field(default_factory=list)
     unchanged: int = 0  # already in OUTDIR with the same size and mtime (--resume)
     new: int = 0
     changed: int = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 
@@ -59,3 +61,21 @@ def test_help_explains_every_option():
     for option in ("--format", "--jobs", "--files-from", "--bulk-threshold", "--resume",
                    "--overwrite", "--no-progress", "--follow-symlinks", "--file-timeout"):
         assert option in result.stdout
+
+
+def test_skipped_entries_are_named_in_the_summary(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "ct.dcm").write_bytes(open(pydicom_file("CT_small.dcm"), "rb").read())
+    (archive / "link.dcm").symlink_to(archive / "ct.dcm")
+    os.mkfifo(archive / "pipe.dcm")
+    result = run_cli("dump", archive, "-o", tmp_path / "o", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "2 skipped" in result.stderr
+    assert "summary.json names the entries skipped" in result.stderr
+    summary = orjson.loads((tmp_path / "o" / "summary.json").read_bytes())
+    assert (summary["files"], summary["ok"], summary["skipped"]) == (1, 1, 2)
+    assert summary["skipped_examples"] == [
+        {"path": str(archive / "link.dcm"), "reason": "symlink (use --follow-symlinks to follow)"},
+        {"path": str(archive / "pipe.dcm"), "reason": "not a regular file"},
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 
@@ -147,3 +149,19 @@ def test_missing_shards_are_reported(archive, tmp_path, capsys):
     assert "shards 2/3 are not in this merge" in capsys.readouterr().err
     summary = orjson.loads((tmp_path / "m" / "summary.json").read_bytes())
     assert summary["extra"]["missing_shards"] == ["2/3"]
+
+
+def test_skipped_entries_are_summed_and_named(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "ct.dcm").write_bytes(open(pydicom_file("CT_small.dcm"), "rb").read())
+        os.mkfifo(folder / "pipe")
+        outs.append(tmp_path / f"out-{name}")
+        fastdump.dump([folder], outs[-1], jobs=1, progress=False)
+    assert main(["merge", *map(str, outs), "-o", str(tmp_path / "m")]) == 0
+    summary = orjson.loads((tmp_path / "m" / "summary.json").read_bytes())
+    assert summary["skipped"] == 2
+    assert [e["path"] for e in summary["skipped_examples"]] == [
+        str(tmp_path / "a" / "pipe"), str(tmp_path / "b" / "pipe")]
