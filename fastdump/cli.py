@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 from . import hotpath, stopping
 from ._version import __version__
 from .errors import FastdumpError
-from .formats import FORMATS
+from .formats import FORMATS, get_format
 from .types import FETCH_CONCURRENCY, SKIPPED_EXAMPLES
 
 if TYPE_CHECKING:
@@ -158,11 +158,15 @@ def _report(s: Summary) -> None:
         f"in {s.seconds:.1f} s ({s.files_per_s:.0f} files/s, {s.mb_per_s:.1f} MB/s) -> {s.out_dir}",
         file=sys.stderr,
     )
-    if s.errors:
-        print(f"fastdump: see {s.out_dir}/errors.jsonl for the files that could not be read",
+    files = get_format(s.format).files  # (Parquet's start with "_")
+    if s.errors and s.out_dir == "-":
+        print('fastdump: the files that could not be read are the lines with an "error" key '
+              "on standard output", file=sys.stderr)
+    elif s.errors:
+        print(f"fastdump: see {s.out_dir}/{files.errors} for the files that could not be read",
               file=sys.stderr)
     if s.skipped and s.out_dir != "-":
-        print(f"fastdump: {s.out_dir}/summary.json names the entries skipped (the first "
+        print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices",
               file=sys.stderr)
     if s.interrupted:

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from fastdump.cli import main
+from fastdump.formats import get_format
 
 from .conftest import pydicom_file, regular_files
 from .helpers import jsonl_lines, run_cli
@@ -63,19 +64,35 @@ def test_help_explains_every_option():
         assert option in result.stdout
 
 
-def test_skipped_entries_are_named_in_the_summary(tmp_path):
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_skipped_entries_are_named_in_the_summary(tmp_path, fmt):
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "ct.dcm").write_bytes(open(pydicom_file("CT_small.dcm"), "rb").read())
+    (archive / "empty.dcm").touch()  # an error
     (archive / "link.dcm").symlink_to(archive / "ct.dcm")
     os.mkfifo(archive / "pipe.dcm")
-    result = run_cli("dump", archive, "-o", tmp_path / "o", "--no-progress")
+    out = tmp_path / "o"
+    result = run_cli("dump", archive, "-o", out, "--format", fmt, "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert "2 skipped" in result.stderr
-    assert "summary.json names the entries skipped" in result.stderr
-    summary = orjson.loads((tmp_path / "o" / "summary.json").read_bytes())
-    assert (summary["files"], summary["ok"], summary["skipped"]) == (1, 1, 2)
+    assert "1 dumped, 1 errors, 2 skipped" in result.stderr
+    files = get_format(fmt).files  # (Parquet's start with "_")
+    # the lines name the files where they are
+    assert f"see {out / files.errors} for the files" in result.stderr
+    assert f"{out / files.summary} names the entries skipped" in result.stderr
+    summary = orjson.loads((out / files.summary).read_bytes())
+    assert (summary["files"], summary["ok"], summary["skipped"]) == (2, 1, 2)
     assert summary["skipped_examples"] == [
         {"path": str(archive / "link.dcm"), "reason": "symlink (use --follow-symlinks to follow)"},
         {"path": str(archive / "pipe.dcm"), "reason": "not a regular file"},
     ]
+    assert len(jsonl_lines(out / files.errors)) == 1
+
+
+def test_errors_on_standard_output_are_pointed_to_there(tmp_path):
+    (tmp_path / "empty.dcm").touch()
+    result = run_cli("dump", tmp_path / "empty.dcm", "-o", "-", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["error"].startswith("NotDicomError")
+    assert 'lines with an "error" key on standard output' in result.stderr
+    assert "errors.jsonl" not in result.stderr
