@@ -127,7 +127,8 @@ class Summary:
     ok: int = 0  # dumped this run
     errors: int = 0  # reported in errors.jsonl this run
     skipped: int = 0  # symlinks not followed, FIFOs, sockets...
-    # the first SKIPPED_EXAMPLES of them, {"path", "reason"}: which ones, without a list per entry
+    # the first SKIPPED_EXAMPLES of them, {"path", "reason"}: capped, as a million symlinks
+    # would otherwise make a summary as long as the archive's listing
     skipped_examples: list[dict[str, str]] = field(default_factory=list)
     unchanged: int = 0  # already in OUTDIR with the same size and mtime (--resume)
     new: int = 0
