@@ -266,22 +266,23 @@ def run() -> None:
     middle of an answer), a timer ends the process: a CLI that is done exits.
     SIGTERM and SIGHUP stop it as Ctrl-C does, until the workers are stopped.
     """
-    with stopping.stop_signals():
-        code = main()
-        with contextlib.suppress(BrokenPipeError):
-            sys.stdout.flush()
-        sys.stderr.flush()
-        timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
-        timer.daemon = True
-        timer.start()
-        if "fastdump.pool" in sys.modules:  # workers were started only if the pool was
-            from .pool import shutdown_local_pool
+    code = 0
+    try:
+        with stopping.stop_signals():
+            code = main()
+            with contextlib.suppress(BrokenPipeError):
+                sys.stdout.flush()
+            sys.stderr.flush()
+            timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
+            timer.daemon = True
+            timer.start()
+            if "fastdump.pool" in sys.modules:  # workers were started only if the pool was
+                from .pool import shutdown_local_pool
 
-            try:
                 with stopping.deferred():
                     shutdown_local_pool()
-            except KeyboardInterrupt as exc:  # came while the workers were stopped
-                code = stopping.exit_code(stopping.signal_number(exc))
+    except KeyboardInterrupt as exc:  # came while the workers were stopped, or as it ended
+        code = stopping.exit_code(stopping.signal_number(exc))
     _exit(code)
 
 

@@ -282,7 +282,9 @@ def _start_resource_trackers() -> None:
     Python's launcher of its tracker (3.11's at least) ends by *unblocking*
     SIGINT and SIGTERM in the thread that starts it: started in the middle of a
     submit, it would let the workers started after it begin with those signals
-    open, and die of a Ctrl-C sent to the process group while they start.
+    open, and die of a Ctrl-C sent to the process group while they start. Each
+    tracker has a block of its own for the same reason: loky's starts with all
+    three blocked, not with SIGHUP alone.
     """
     from multiprocessing import resource_tracker as stdlib
 
@@ -290,6 +292,7 @@ def _start_resource_trackers() -> None:
 
     with deferred(raise_pending=False):
         stdlib.ensure_running()
+    with deferred(raise_pending=False):
         loky.ensure_running()
 
 

@@ -25,6 +25,12 @@ Two more things keep a stop clean:
   joined. That thread drops the pool's last semaphores when it ends; if it ends
   while the interpreter is exiting, their "unregister" never reaches loky's
   resource tracker, which then warns about "leaked semlock objects".
+
+Python runs a handler right after whichever call was under way when the signal
+came, so each of these blocks changes its state in an order that a handler
+running between any two steps cannot leave half-done; and :func:`stop_signals`
+ends by putting the thread's signal mask back as it found it, so a stop signal
+left blocked by anything in the run still reaches the handler.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class _Controller:
         self.received: int | None = None  # the first stop signal
         self.pending = False  # received inside deferred(), not raised yet
         self.deferring = 0
+        self.mask: set[int] | None = None  # the main thread's blocked signals at the start
 
     def handle(self, signum: int, frame: Any) -> None:
         if self.received is not None:
@@ -85,7 +92,9 @@ class _Controller:
                 return
             _hard_stop(signum)
         self.received = signum
-        if self.deferring:
+        if self.deferring or not self.depth:
+            # held back; or in the last moments of stop_signals(), while the previous
+            # handlers are put back: it raises once they all are
             self.pending = True
             return
         raise Stopped(signum)
@@ -107,20 +116,30 @@ def stop_signals() -> Iterator[None]:
         yield
         return
     c = _controller
-    if c.depth == 0:
-        c.received, c.pending = None, False
-        for signum in STOP_SIGNALS:
-            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            current = signal.getsignal(signum)
-            if current is default:
-                c.previous[signum] = current
-                signal.signal(signum, c.handle)
+    # Counted first, and the handlers installed inside the try: a signal arriving
+    # between two installs (Python runs a handler after any call) still finds every
+    # handler put back on the way out.
     c.depth += 1
     try:
+        if c.depth == 1:
+            c.received, c.pending, c.mask = None, False, None
+            c.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if _HAVE_MASK else None
+            for signum in STOP_SIGNALS:
+                default = (signal.default_int_handler if signum == signal.SIGINT
+                           else signal.SIG_DFL)
+                current = signal.getsignal(signum)
+                if current is default:
+                    c.previous[signum] = current
+                    signal.signal(signum, c.handle)
         yield
     finally:
         c.depth -= 1
         if c.depth == 0:
+            if c.mask is not None:
+                # As it was at the start: a stop signal some code left blocked reaches
+                # the handler now (held back, or a second one: at once), not the
+                # default action once the handlers are put back.
+                signal.pthread_sigmask(signal.SIG_SETMASK, c.mask)
             for signum, handler in c.previous.items():
                 signal.signal(signum, handler)
             c.previous.clear()
@@ -156,19 +175,22 @@ def deferred(*, raise_pending: bool = True, children: bool = True) -> Iterator[N
     cannot be woken by a second signal.
     """
     main = threading.current_thread() is threading.main_thread()
+    c = _controller
     mask = None
-    if children and _HAVE_MASK:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    # Deferring from before the signals are blocked until after they are unblocked:
+    # a handler running right after either call (as Python runs them) only notes
+    # the signal, so no exit from here can leave them blocked in this thread.
     if main:
-        _controller.deferring += 1
+        c.deferring += 1
     try:
+        if children and _HAVE_MASK:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         yield
     finally:
-        if main:
-            _controller.deferring -= 1
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    c = _controller
+        if main:
+            c.deferring -= 1
     if raise_pending and main and not c.deferring and c.pending:
         c.pending = False
         raise Stopped(c.received or signal.SIGINT)
@@ -197,13 +219,18 @@ def interruptible() -> Iterator[None]:
         yield
         return
     c = _controller
-    saved, c.deferring = c.deferring, 0
-    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS) if _HAVE_MASK else None
+    saved = c.deferring
+    # The mask as it is, to put back: a signal acted on right after they are
+    # unblocked raises before that call's result could be kept.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if _HAVE_MASK else None
     try:
+        c.deferring = 0
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         raise_pending()
         yield
     finally:
-        c.deferring = saved
+        c.deferring = saved  # first: from here on a signal is only noted
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
