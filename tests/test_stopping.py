@@ -168,10 +168,10 @@ def test_no_leaked_semaphore_warning_at_exit(tmp_path):
 # handler right after whatever call was under way when it came; these make the
 # handler run right after one given call, as that would.
 
-def run_handler_after(monkeypatch, module, name, when, signum=signal.SIGTERM):
-    """Make ``module.name(...)`` run the installed handler of ``signum`` right after
+def run_handler_after(monkeypatch, name, when, signum=signal.SIGTERM):
+    """Make ``signal.name(...)`` run the installed handler of ``signum`` right after
     its first call for which ``when(*args)`` holds."""
-    real = getattr(module, name)
+    real = getattr(signal, name)
     fired = []
 
     def call_then_handle(*args):
@@ -183,7 +183,7 @@ def run_handler_after(monkeypatch, module, name, when, signum=signal.SIGTERM):
             handler(signum, None)
         return result
 
-    monkeypatch.setattr(module, name, call_then_handle)
+    monkeypatch.setattr(signal, name, call_then_handle)
 
 
 def blocked_now() -> set[int]:
@@ -215,7 +215,7 @@ def main_thread_state():
 def test_a_signal_right_after_deferred_blocks_them_leaves_none_blocked(
         monkeypatch, main_thread_state):
     with pytest.raises(stopping.Stopped) as stopped, stopping.stop_signals():
-        run_handler_after(monkeypatch, signal, "pthread_sigmask",
+        run_handler_after(monkeypatch, "pthread_sigmask",
                           lambda how, sigs: how == signal.SIG_BLOCK and set(sigs))
         ran = False
         with stopping.deferred():
@@ -227,7 +227,7 @@ def test_a_signal_right_after_deferred_blocks_them_leaves_none_blocked(
 def test_a_signal_right_after_interruptible_opens_restores_the_deferred_block(
         monkeypatch, main_thread_state):
     with stopping.stop_signals(), stopping.deferred(raise_pending=False):
-        run_handler_after(monkeypatch, signal, "pthread_sigmask",
+        run_handler_after(monkeypatch, "pthread_sigmask",
                           lambda how, sigs: how == signal.SIG_UNBLOCK)
         with pytest.raises(stopping.Stopped), stopping.interruptible():
             pytest.fail("the signal acts as interruptible() opens")
@@ -250,7 +250,7 @@ def test_a_signal_while_handlers_are_swapped_leaves_the_previous_ones(
         ours = getattr(handler, "__self__", None) is stopping._controller
         return sig == first and ours == (moment == "installing")
 
-    run_handler_after(monkeypatch, signal, "signal", when, signum)
+    run_handler_after(monkeypatch, "signal", when, signum)
     with pytest.raises(stopping.Stopped) as stopped, stopping.stop_signals():
         assert moment == "restoring", "the signal acts before the block runs"
     monkeypatch.undo()
