@@ -38,7 +38,8 @@ cdef class _Parser:
     cdef bytes buf, packed_stops
     cdef Py_ssize_t size, base, buf_end, fp_pos, chunk, defer
     cdef i64 bound, skip_bound
-    cdef bint saw_element, inflated, fragments
+    cdef bint saw_element, inflated, fragments, in_cut
+    cdef str cut
     cdef Py_ssize_t pixel_at
 
     @cython.locals(keep=bytes, start=Py_ssize_t, end_buffered=Py_ssize_t, want=Py_ssize_t,
@@ -61,6 +62,9 @@ cdef class _Parser:
                    is_creator=bint, sequence=bint, ambiguous_vr=bint, skipped_sequence=bint)
     cdef Py_ssize_t parse(self, RawDataset ds, Py_ssize_t pos, Py_ssize_t end, bint top=*,
                           bint meta_group=*, int depth=*) except -1
+    @cython.locals(size=Py_ssize_t, items=list, long=bint)
+    cdef tuple cut_value(self, RawDataset ds, i64 tag, str vr, int kind, Py_ssize_t value_pos,
+                         i64 length, bint top, int depth)
     @cython.locals(buf=bytes, base=Py_ssize_t, size=Py_ssize_t, stops=frozenset, bound=i64,
                    packed_stops=bytes, last=Py_ssize_t, start=Py_ssize_t, sequence=bint,
                    i=Py_ssize_t, group=i64, elem=i64, length=i64, head=Py_ssize_t, kind=int,

@@ -244,6 +244,8 @@ class _Parser:
         self.inflated = False  # deflated: offsets count in the inflated stream
         self.pixel_at = -1  # where the top-level Pixel Data element starts, if reached
         self.fragments = fragments  # check that encapsulated Pixel Data ends in the file
+        self.cut: str | None = None  # why the file is truncated, when a value is cut
+        self.in_cut = False  # parsing a sequence the end of the file cuts
 
     # -- bytes --------------------------------------------------------------
 
@@ -318,6 +320,8 @@ class _Parser:
         self.parse(dataset, pos, -1, top=True, meta_group=False, depth=0)
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
+        if self.cut is not None:
+            return Header(meta, dataset, self.cut)
         return Header(meta, dataset, self.pixel_data_overrun(dataset))
 
     def pixel_data_overrun(self, dataset: RawDataset) -> str | None:
@@ -396,8 +400,11 @@ class _Parser:
                     raise Unsupported(MALFORMED, "an element overruns its item")
                 break
             if pos + 8 > size:
-                if not (top or meta_group) or (top and pos < size):
+                # (in a cut sequence, pydicom stops quietly at an element's cut header)
+                if not (top or meta_group or self.in_cut) or (top and pos < size):
                     raise Unsupported(TRUNCATED, "file ends inside an element")
+                if self.in_cut:
+                    pos = size  # (pydicom has read the header's bytes there are)
                 break
             if pos < base or pos + 8 > buf_end:
                 self.need(pos, 8)
@@ -507,12 +514,19 @@ class _Parser:
                     out.append((tag, "SQ", items, value_pos, length))
                 continue
             pos = value_pos + length
-            if pos > size:
-                raise Unsupported(TRUNCATED, "a value runs past the end of the file")
+            if pos > size:  # the end of the file cuts the value: see cut_value()
+                out.append(self.cut_value(ds, tag, vr, kind, value_pos, length, top, depth))
+                buf, base, buf_end = self.buf, self.base, self.buf_end
+                seen_sequence = seen_sequence or sequence
+                pos = size
+                continue
             if sequence:
                 seen_sequence = True
                 if keep:
+                    in_cut = self.in_cut
+                    self.in_cut = False  # it ends before the file does: nothing in it is cut
                     items, _ = self.items(value_pos, pos, ds, depth)
+                    self.in_cut = in_cut
                     buf, base, buf_end = self.buf, self.base, self.buf_end
                     out.append((tag, vr, items, value_pos, length))
                 continue
@@ -550,6 +564,37 @@ class _Parser:
         if selected is not None:
             ds.elements = [e for e in out if len(e) == 5]
         return pos
+
+    def cut_value(
+        self, ds: RawDataset, tag: int, vr: str, kind: int, value_pos: int, length: int,
+        top: bool, depth: int,
+    ) -> tuple:
+        """The element whose value the end of the file cuts, as pydicom reads it.
+
+        pydicom takes the bytes there are (a defined-length sequence: the items in
+        them, up to an element's cut header) and :func:`fastdump.read.check_complete`
+        names the top-level element. Left to pydicom: --tags, deflated files, a cut
+        that reaches the meta group, values that interpret others, and values long
+        enough that pydicom defers them or their VR depends on their length.
+        """
+        if not (top and not self.tags and not self.inflated or self.in_cut) or kind == _UN:
+            raise Unsupported(TRUNCATED, "a value runs past the end of the file")
+        size = self.size
+        if top:
+            self.cut = dicom.truncated_value(tag, length, value_pos, size)
+        if vr == "SQ":
+            self.in_cut = True
+            items, _ = self.items(value_pos, size, ds, depth)
+            return (tag, vr, items, value_pos, length)
+        # (pydicom defers long values at the top level, and the pydicom path writes
+        # the declared length of a long non-binary value under --bulk-any-vr)
+        long = length > self.defer
+        if (long and (top and self.defer or vr in self.bulk_vrs and vr not in dicom.BINARY_VRS)
+                or vr in _AMBIGUOUS or tag == _CHARSET or tag == _PIXEL_REPRESENTATION
+                or tag >> 16 & 1 and 0x10 <= tag & 0xFFFF < 0x100):  # (a private creator)
+            raise Unsupported(TRUNCATED, f"cut {vr} value pydicom reads differently")
+        # (its length: the bytes pydicom read, which it converts)
+        return (tag, vr, self.value(value_pos, size - value_pos), value_pos, size - value_pos)
 
     def skip_unselected(self, pos: int, previous: int, implicit: bool) -> tuple[int, int, bool]:
         """--tags: step over top-level elements nobody asked for, as fast as Python can.

@@ -9,6 +9,9 @@ seeded corpus of mutated files, compared file by file after orjson.dumps.
 from __future__ import annotations
 
 import os
+import random
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -33,8 +36,8 @@ ALL_FILES = PYDICOM_FILES + sorted(f for f in get_charset_files() if os.path.isf
 THRESHOLDS = [0, 8, 1024, 1 << 20]
 
 
-def settings(threshold: int = 1024, tags=None) -> ReadSettings:
-    return ReadSettings(bulk_threshold=threshold, tags=tags)
+def settings(threshold: int = 1024, tags=None, bulk_any_vr: bool = False) -> ReadSettings:
+    return ReadSettings(bulk_threshold=threshold, tags=tags, bulk_any_vr=bulk_any_vr)
 
 
 def outcome(fn, path: str, threshold: int = 1024, tags=None) -> bytes | str:
@@ -236,13 +239,15 @@ def test_an_item_longer_than_its_sequence_ends_with_the_sequence(tmp_path):
     assert fast(str(tmp_path / "element-across")) == "Unsupported"
 
 
-def failure(fn, path: str, tags=None) -> tuple[str, bytes] | bytes:
+def failure(fn, path: str, tags=None, threshold: int = 1024, bulk_any_vr: bool = False
+            ) -> tuple[str, bytes] | bytes:
     """The record, or the error as errors.jsonl gives it: reason and partial record."""
     st = os.stat(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return orjson.dumps(fn(path, st.st_size, st.st_mtime, settings(1024, tags)))
+            got = fn(path, st.st_size, st.st_mtime, settings(threshold, tags, bulk_any_vr))
+            return orjson.dumps(got[0] if isinstance(got, tuple) else got)
         except Exception as exc:  # noqa: BLE001 - errors are outcomes too
             reason, partial = record.describe_failure(exc)
             return reason, orjson.dumps(partial)
@@ -361,6 +366,104 @@ def test_a_file_cut_inside_its_encapsulated_pixel_data_is_truncated_in_both_path
         # the BulkDataURIs name the file: the rest of the header is the whole file's
         assert orjson.dumps(partial["dataset"]).replace(b"cut-%d" % cut, b"whole") == \
             orjson.dumps(whole["dataset"]), cut
+
+
+def top_level_values(source: str) -> list[tuple[int, int, int, bool]]:
+    """``(tag, value start, length, whether a sequence)`` of a file's top-level elements
+    of defined, non-zero length, as pydicom reads them (the oracle)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(source, defer_size=None, stop_before_pixels=True, force=True)
+        except Exception:  # noqa: BLE001 - a file pydicom cannot read has none to cut
+            return []
+    if ds.file_meta.get("TransferSyntaxUID") == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return []  # its offsets count in the inflated stream
+    found = []
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.length not in (0, 0xFFFFFFFF):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    vr = ds[tag].VR  # (an implicit VR file's raw elements have none)
+                except Exception:  # noqa: BLE001 - not a value pydicom converts
+                    continue
+            found.append((int(tag), raw.value_tell, raw.length, vr == "SQ"))
+    return found
+
+
+def cuts_of(source: str, data: bytes, rng: random.Random) -> tuple[set[int], set[int]]:
+    """Where to cut a file: every byte around the start of its first two defined-length
+    sequences, random points in them (the second set), and into a few other values."""
+    values = top_level_values(source)
+    cuts, sampled = set(), set()
+    for _, start, length, _ in [v for v in values if v[3]][:2]:
+        inside = range(start, min(start + length, len(data)))
+        sampled |= set(rng.sample(inside, min(30, len(inside))))
+        cuts |= {*range(start - 12, start + 20), *sampled}
+    others = [v for v in values if not v[3]]
+    for _, start, length, _ in rng.sample(others, min(4, len(others))):
+        cuts |= {start + 1, start + length // 2}
+    return {c for c in cuts if 0 < c < len(data)}, sampled
+
+
+def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
+    """pydicom reads what there is of a value the end of the file cuts (of a sequence:
+    the items in it): cut every file of the corpora (at each byte around the start of
+    a sequence, at random points in it and in other values), the fast path gives the
+    pydicom path's error and partial record, or leaves the file to it."""
+    rng = random.Random(20261201)
+    taken = left = 0  # of the sampled cuts, with the default settings
+    for source in ALL_FILES:
+        data = open(source, "rb").read()
+        cuts, sampled = cuts_of(source, data, rng)
+        values = {start: (tag, length) for tag, start, length, _ in top_level_values(source)}
+        if not isinstance(reference(source), bytes):
+            values = {}  # (not a DICOM file, or a broken one: no message to expect)
+        for cut in sorted(cuts):
+            path = tmp_path / f"cut-{cut}.dcm"
+            path.write_bytes(data[:cut])
+            # (threshold 0: pydicom defers nothing; 8 with --bulk-any-vr: most values
+            # are long, text too)
+            for threshold, any_vr in ((1024, False), (0, False), (8, True)):
+                got = failure(fastjson.fast_record, str(path), None, threshold, any_vr)
+                expected = failure(record.read_record_pydicom, str(path), None,
+                                   threshold, any_vr)
+                where = (f"{os.path.basename(source)} cut at {cut} (threshold {threshold}"
+                         f"{', any VR' if any_vr else ''})")
+                if isinstance(got, tuple) and got[0].startswith("Unsupported"):
+                    left += threshold == 1024 and cut in sampled
+                    assert failure(record.read_record, str(path), None, threshold,
+                                   any_vr) == expected, where
+                    continue
+                taken += threshold == 1024 and cut in sampled
+                assert got == expected, where
+                start = max((s for s in values if s <= cut), default=-1)
+                if start >= 0 and start + values[start][1] > cut:  # in that value
+                    tag, length = values[start]
+                    assert got[0] == (
+                        f"TruncatedError: the file is truncated: element "
+                        f"({tag >> 16:04X},{tag & 0xFFFF:04X}) declares {length} bytes "
+                        f"at offset {start}, but the file ends at {cut}"), where
+            path.unlink()
+    print(f"cut sequences: {taken} read by the fast path, {left} left to pydicom")
+    # a random cut is mostly in an element's value, which pydicom reads as it is; cut
+    # headers of items (pydicom: OSError) and of long VRs (struct.error) are left to it
+    assert taken >= 5 * left and taken >= 1000, (taken, left)
+
+
+def test_a_file_cut_inside_a_sequence_is_read_without_pydicom():
+    code = ("import sys; from fastdump import record; from fastdump.types import ReadSettings\n"
+            "try:\n"
+            f"    record.read_record({pydicom_file('rtplan_truncated.dcm')!r}, 2129, None, "
+            "ReadSettings())\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc.partial['dataset']['300A00B0']['vr'])\n"
+            "assert 'pydicom' not in sys.modules, sorted(m for m in sys.modules if 'pydicom' in m)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "TruncatedError SQ\n"
 
 
 def test_items_that_are_not_items_are_no_truncation(tmp_path):

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
@@ -95,9 +96,10 @@ def test_a_file_past_its_limit_fails_even_when_the_alarm_was_held_off(tmp_path, 
         "FileTimeout: reading took longer than 0.01 s")
 
 
-def test_a_batch_of_lines_is_its_outcomes_packed(archive):
+def test_a_batch_of_lines_is_its_outcomes_packed(archive, tmp_path):
     files = [archive / "pydicom" / name for name in ("CT_small.dcm", "badVR.dcm",
                                                      "rtplan_truncated.dcm")]
+    files.append(Path(pydicom_path_file(tmp_path)))
     files += [archive / "junk" / name for name in sorted(os.listdir(archive / "junk"))]
     entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in files]
     outcomes = process_batch(entries, Options())
@@ -106,7 +108,7 @@ def test_a_batch_of_lines_is_its_outcomes_packed(archive):
     assert lines.records == b"".join(o.payload for o in outcomes if o.error_line is None)
     assert lines.dumped == sum(o.error_line is None for o in outcomes) >= 2
     assert lines.errors == [o.error_line for o in outcomes if o.error_line is not None]
-    assert lines.errors and lines.fallbacks  # junk fails; a truncated file leaves the fast path
+    assert lines.errors and lines.fallbacks  # junk fails; pydicom_path_file leaves the fast path
     assert lines.fallbacks == [o.fallback for o in outcomes if o.fallback is not None]
     assert lines.nbytes == sum(p.stat().st_size for p in files)
     # a format whose records are not lines gets the outcomes themselves
