@@ -14,7 +14,7 @@ import fastdump.pool
 from fastdump import hotpath
 from fastdump.formats.jsonl import JsonlFormat
 
-from .conftest import NOT_DICOM, pydicom_file, regular_files
+from .conftest import NOT_DICOM, pydicom_file, pydicom_path_file, regular_files
 from .helpers import accounted, read_jsonl
 
 
@@ -165,9 +165,12 @@ def test_batches_packed_as_lines_write_what_outcomes_one_by_one_write(archive, t
     # jsonl batches come back from the workers as Lines (one buffer of records); the
     # formats whose records are not lines write outcome by outcome. Same files, same bytes.
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 3600)  # in this process
-    packed = fastdump.dump([archive], tmp_path / "packed", batch_size=7, progress=False)
+    (tmp_path / "more").mkdir()
+    pydicom_path_file(tmp_path / "more")  # a fallback
+    paths = [archive, tmp_path / "more"]
+    packed = fastdump.dump(paths, tmp_path / "packed", batch_size=7, progress=False)
     monkeypatch.setattr(JsonlFormat, "records_are_lines", False)
-    one_by_one = fastdump.dump([archive], tmp_path / "outcomes", batch_size=7, progress=False)
+    one_by_one = fastdump.dump(paths, tmp_path / "outcomes", batch_size=7, progress=False)
     for name in ("dump.jsonl", "errors.jsonl"):  # batches in flight finish in any order
         packed_lines = (tmp_path / "packed" / name).read_bytes().splitlines(keepends=True)
         lines = (tmp_path / "outcomes" / name).read_bytes().splitlines(keepends=True)
