@@ -447,7 +447,7 @@ def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
                         f"({tag >> 16:04X},{tag & 0xFFFF:04X}) declares {length} bytes "
                         f"at offset {start}, but the file ends at {cut}"), where
             path.unlink()
-    print(f"cut sequences: {taken} read by the fast path, {left} left to pydicom")
+    print(f"cut files, sampled cuts: {taken} read by the fast path, {left} left to pydicom")
     # a random cut is mostly in an element's value, which pydicom reads as it is; cut
     # headers of items (pydicom: OSError) and of long VRs (struct.error) are left to it
     assert taken >= 5 * left and taken >= 1000, (taken, left)
