@@ -517,8 +517,7 @@ class _Parser:
             if pos > size:  # the end of the file cuts the value: see cut_value()
                 out.append(self.cut_value(ds, tag, vr, kind, value_pos, length, top, depth))
                 buf, base, buf_end = self.buf, self.base, self.buf_end
-                seen_sequence = seen_sequence or sequence
-                pos = size
+                pos = size  # (the last element: the loop ends with it)
                 continue
             if sequence:
                 seen_sequence = True
@@ -591,7 +590,7 @@ class _Parser:
         long = length > self.defer
         if (long and (top and self.defer or vr in self.bulk_vrs and vr not in dicom.BINARY_VRS)
                 or vr in _AMBIGUOUS or tag == _CHARSET or tag == _PIXEL_REPRESENTATION
-                or tag >> 16 & 1 and 0x10 <= tag & 0xFFFF < 0x100):  # (a private creator)
+                or dicom.is_private_creator(tag)):
             raise Unsupported(TRUNCATED, f"cut {vr} value pydicom reads differently")
         # (its length: the bytes pydicom read, which it converts)
         return (tag, vr, self.value(value_pos, size - value_pos), value_pos, size - value_pos)

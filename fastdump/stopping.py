@@ -122,7 +122,7 @@ def stop_signals() -> Iterator[None]:
     c.depth += 1
     try:
         if c.depth == 1:
-            c.received, c.pending, c.mask = None, False, None
+            c.received, c.pending = None, False
             c.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ()) if _HAVE_MASK else None
             for signum in STOP_SIGNALS:
                 default = (signal.default_int_handler if signum == signal.SIGINT
