@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import struct
-import warnings
 from base64 import b64encode
 from typing import Any
 
@@ -25,7 +24,7 @@ try:
 except ImportError:  # plain Python, Cython not installed
     from .hotpath import NoCython as cython
 
-from . import dicom, fastread
+from . import charset, dicom, fastread
 from .dicom import BINARY_VRS, TAG_KEYS
 from .errors import TruncatedError
 from .fastread import REJECTED_VALUE, Header, RawDataset, Unsupported, read_header
@@ -218,17 +217,12 @@ def _pn(value: bytes, encodings: Any, latin1: bool) -> list[dict[str, str]]:
 
 def _check_pn_encodable(names: list[str], encodings: Any) -> None:
     # pydicom re-encodes every name while reading; mirror any failure of it.
-    from pydicom.valuerep import PersonName
-
+    codecs = [encodings] if isinstance(encodings, str) else encodings
     for name in names:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                PersonName(name, encodings).encode()
-            except Exception as exc:  # noqa: BLE001 - pydicom's path reports it
-                raise Unsupported(REJECTED_VALUE, f"person name: {exc}") from exc
-        if caught:
-            raise Unsupported(REJECTED_VALUE, "person name pydicom warns about")
+        try:
+            charset.check_person_name(name, codecs)
+        except charset.NotAsPydicom as exc:
+            raise Unsupported(REJECTED_VALUE, str(exc)) from exc
 
 
 def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:

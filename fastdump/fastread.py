@@ -32,7 +32,7 @@ try:
 except ImportError:  # plain Python, Cython not installed
     from .hotpath import NoCython as cython
 
-from . import dicom, dictionary, source
+from . import charset, dicom, dictionary, source
 from .dicom import (
     CHARSET,
     DEFAULT_ENCODING,
@@ -847,14 +847,10 @@ def _encodings(value: bytes | None, vr: str) -> Any:
     items = value.decode(DEFAULT_ENCODING).rstrip(" \x00").split("\\")
     if len(items) == 1 and items[0] in dicom.COMMON_CHARSETS:
         return [dicom.COMMON_CHARSETS[items[0]]]
-    from pydicom.charset import convert_encodings, python_encoding
-
-    if any(name and name not in python_encoding for name in items):
-        raise Unsupported(CHARSET_KIND, "unknown character set name")  # fastdump warns about it
     try:
-        return convert_encodings(items[0] if len(items) == 1 else items)
-    except Exception as exc:  # noqa: BLE001 - pydicom decides what happens then
-        raise Unsupported(CHARSET_KIND, f"Specific Character Set: {exc}") from exc
+        return charset.python_encodings(items)
+    except charset.NotAsPydicom as exc:  # pydicom decides what happens then (fastdump
+        raise Unsupported(CHARSET_KIND, str(exc)) from exc  # warns of unknown names)
 
 
 def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
@@ -877,19 +873,13 @@ def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
 
 
 def _decode_iso_2022(value: bytes, encodings: Any) -> str:
-    """Text with ISO 2022 escape sequences: pydicom's own decoding, or Unsupported where
+    """Text with ISO 2022 escape sequences as pydicom decodes it, or Unsupported where
     pydicom would warn (it then replaces bytes; fastdump's pydicom path keeps them raw)."""
-    import warnings
-
-    from pydicom.charset import decode_bytes
-
     codecs = [encodings] if isinstance(encodings, str) else encodings
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        text = decode_bytes(value, codecs, dicom.TEXT_VR_DELIMS)
-    if caught:
-        raise Unsupported(ISO_2022, str(caught[0].message))
-    return text
+    try:
+        return charset.decode_escaped(value, codecs, dicom.TEXT_VR_DELIMS)
+    except charset.NotAsPydicom as exc:
+        raise Unsupported(ISO_2022, str(exc)) from exc
 
 
 def _creator(value: bytes | None, vr: str, encodings: Any) -> Any:

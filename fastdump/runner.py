@@ -24,7 +24,7 @@ from .formats import FORMATS, for_output
 from .formats.base import Format, Writer
 from .formats.stdout import StdoutClosed
 from .outdir import writing
-from .pool import StartingPool, run_batches
+from .pool import StartingPool, WalkSoFar, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
 from .source import is_url
@@ -157,9 +157,10 @@ class _Job:
                 batch_size: int | None) -> None:
         found = _Walk(inputs, follow, self.dedupe)
 
-        def to_read() -> int | None:
-            """Files this run reads in all, once the walk has ended (None: before)."""
-            return self.bar.total + found.queued() if found.ended else None
+        def to_read() -> WalkSoFar:
+            ended = found.ended  # before the count: once ended, the count is whole
+            queued = found.queued()
+            return WalkSoFar(self.bar.total + queued, ended, queued >= _WALK_AHEAD)
 
         # A resumed run may follow one that a file crashed: every batch in a worker.
         with _open_pool(self.scheduler, jobs, to_read, isolate=self.previous is not None) \
@@ -461,7 +462,7 @@ def _weight(chunk: Any) -> int:
     return max(1, len(chunk)) if isinstance(chunk, list) else 1
 
 
-def _open_pool(scheduler: str | None, jobs: int, found: Callable[[], int | None],
+def _open_pool(scheduler: str | None, jobs: int, found: Callable[[], WalkSoFar],
                isolate: bool) -> contextlib.AbstractContextManager:
     """Local worker processes, or the Dask cluster at ``scheduler`` ("local": a new one)."""
     if scheduler is None:

@@ -14,6 +14,7 @@ import pytest
 import fastdump
 import fastdump.pool
 import fastdump.runner
+from fastdump.pool import WalkSoFar
 from fastdump.types import Entry
 
 from . import poison
@@ -98,25 +99,16 @@ def test_a_run_shorter_than_the_start_of_workers_reads_everything_here(archive, 
     assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
 
 
-class WalkedFirst(fastdump.runner._Walk):
-    """The walk, ended before the first batch is read."""
-
-    def __init__(self, *args) -> None:
-        super().__init__(*args)
-        deadline = time.monotonic() + 60
-        while not self.ended and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
 def test_a_run_this_process_finishes_sooner_starts_no_worker(archive, tmp_path, monkeypatch):
-    # Past START_AFTER, but the walk has ended and the files left take this process
-    # well under SMALL_RUN seconds: workers would only add their start.
+    # Past START_AFTER, but the walk has ended (the pool waits WALK_WAIT for it) and the
+    # files left take this process well under SMALL_RUN seconds: workers would only add
+    # their start.
     monkeypatch.setattr(fastdump.pool, "process_batch", poison.names_its_process)
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
     # "small": seconds of this process's reading, however slow a busy CI machine makes it
     monkeypatch.setattr(fastdump.pool, "START_COST", 30.0)
     monkeypatch.setattr(fastdump.pool, "SMALL_RUN", 60.0)
-    monkeypatch.setattr(fastdump.runner, "_Walk", WalkedFirst)
+    monkeypatch.setattr(fastdump.pool, "WALK_WAIT", 60.0)
     monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
     summary = fastdump.dump([archive], tmp_path / "out", jobs=2, batch_size=2,
                             progress=False)
@@ -138,13 +130,43 @@ def first_pid_not_here(pool) -> int:
     return pid
 
 
-@pytest.mark.parametrize("found", [None, 10**6], ids=["walk goes on", "much left"])
-def test_workers_start_for_a_walk_not_ended_or_much_left(found, monkeypatch):
-    # However fast this process reads: a walk that goes on may be a long run, and
-    # a million files are more than SMALL_RUN seconds of anyone's reading.
+@pytest.mark.parametrize("walk", [
+    WalkSoFar(10, ended=False, held=False),
+    WalkSoFar(5_000, ended=False, held=True),
+    WalkSoFar(10**6, ended=True, held=False),
+], ids=["walk goes on", "walk held by its queue", "much left"])
+def test_workers_start_for_a_walk_not_ended_or_much_left(walk, monkeypatch):
+    # However fast this process reads: a walk that goes on (past WALK_WAIT) may be a
+    # long run, and a million files are more than SMALL_RUN seconds of anyone's reading.
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
-    with fastdump.pool.StartingPool(2, found=lambda: found) as pool:
+    with fastdump.pool.StartingPool(2, found=lambda: walk) as pool:
         assert first_pid_not_here(pool) != os.getpid()
+
+
+def batch_pid_after(batch, seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_small_run_starts_no_worker_while_its_walk_ends(monkeypatch):
+    # The walk's thread, slowed by the first batch's imports, ends 0.05 s after the
+    # first decision; and one batch is slow (a first file of a character set imports
+    # its decoder): neither makes 1,000 quickly read files worth workers.
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
+    monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
+    ends = []
+
+    def found() -> WalkSoFar:
+        ends.append(ends[0] if ends else time.monotonic() + 0.05)
+        return WalkSoFar(1_000, ended=time.monotonic() > ends[0], held=False)
+
+    files = [Entry("/nowhere/a.dcm", 1, 0.0)] * 2
+    with fastdump.pool.StartingPool(2, found=found) as pool:
+        pids = [pool.submit(batch_pid_after, files, 0.0).result(),
+                pool.submit(batch_pid_after, files, 0.0).result(),
+                pool.submit(batch_pid_after, files, 0.3).result()]
+        pids += [pool.submit(batch_pid_after, files * 250, 0.0).result() for _ in range(2)]
+    assert set(pids) == {os.getpid()}
 
 
 def test_a_resumed_run_reads_every_batch_in_a_worker(archive, tmp_path, monkeypatch):
