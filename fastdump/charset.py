@@ -16,7 +16,7 @@ import codecs
 import re
 from collections.abc import Collection, Sequence
 
-DEFAULT_ENCODING = "iso8859"  # ISO-IR 6, read as latin-1 (pydicom's default_encoding)
+from .dicom import DEFAULT_ENCODING
 
 # DICOM's defined terms -> Python codecs: pydicom's python_encoding
 PYTHON_ENCODING = {
@@ -107,12 +107,14 @@ def python_encodings(names: Sequence[str]) -> list[str]:
     return [PYTHON_ENCODING[name] for name in names or [""]]
 
 
-def decode_escaped(value: bytes, encodings: Sequence[str], delimiters: Collection[int]) -> str:
+def decode_escaped(value: bytes, encodings: str | Sequence[str],
+                   delimiters: Collection[int]) -> str:
     """Text holding ISO 2022 escape sequences, as pydicom's ``decode_bytes`` decodes it.
 
     Each fragment that starts with an escape is decoded with the codec it names,
     up to the first of ``delimiters``; the rest with the first codec.
     """
+    encodings = _listed(encodings)
     try:
         return "".join(_decode_fragment(fragment, encodings, delimiters)
                        for fragment in _FRAGMENTS.findall(value))
@@ -137,7 +139,7 @@ def _decode_fragment(fragment: bytes, encodings: Sequence[str],
     return text[:end].decode(encoding) + text[end:].decode(encodings[0])
 
 
-def check_person_name(name: str, encodings: Sequence[str]) -> None:
+def check_person_name(name: str, encodings: str | Sequence[str]) -> None:
     """Raise NotAsPydicom where pydicom, reading a decoded person name, warns or fails.
 
     pydicom builds a ``PersonName`` of each name (validating its components) and
@@ -149,9 +151,15 @@ def check_person_name(name: str, encodings: Sequence[str]) -> None:
         raise NotAsPydicom("person name pydicom warns about")
     while groups and not groups[-1]:
         groups.pop()  # pydicom drops empty groups at the end before encoding
+    encodings = _listed(encodings)
     for group in groups:
         for part in group.split("^"):
             _check_encodable(part, encodings)
+
+
+def _listed(encodings: str | Sequence[str]) -> Sequence[str]:
+    """A dataset's codecs: one, as a dataset without Specific Character Set has, or several."""
+    return [encodings] if isinstance(encodings, str) else encodings
 
 
 def _check_encodable(value: str, encodings: Sequence[str]) -> None:

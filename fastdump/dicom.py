@@ -90,12 +90,6 @@ DEFAULT_ENCODING = "iso8859"  # pydicom's codec for the default repertoire (ISO-
 NEVER_FAILING = frozenset({DEFAULT_ENCODING, "latin_1", "iso8859_1", "iso-8859-1"})
 
 
-# pydicom's python_encoding for the character sets most files declare: a dataset in
-# one of these needs no pydicom to decode (others ask pydicom's convert_encodings).
-COMMON_CHARSETS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1",
-                   "ISO_IR 192": "UTF8"}
-
-
 def never_fails(encodings: str | list[str]) -> bool:
     """True when every codec of a dataset's character sets decodes any byte."""
     if isinstance(encodings, str):

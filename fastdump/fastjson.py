@@ -217,10 +217,9 @@ def _pn(value: bytes, encodings: Any, latin1: bool) -> list[dict[str, str]]:
 
 def _check_pn_encodable(names: list[str], encodings: Any) -> None:
     # pydicom re-encodes every name while reading; mirror any failure of it.
-    codecs = [encodings] if isinstance(encodings, str) else encodings
     for name in names:
         try:
-            charset.check_person_name(name, codecs)
+            charset.check_person_name(name, encodings)
         except charset.NotAsPydicom as exc:
             raise Unsupported(REJECTED_VALUE, str(exc)) from exc
 

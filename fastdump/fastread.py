@@ -845,8 +845,6 @@ def _encodings(value: bytes | None, vr: str) -> Any:
     if vr != "CS" or value is None:
         raise Unsupported(CHARSET_KIND, "Specific Character Set with a VR other than CS")
     items = value.decode(DEFAULT_ENCODING).rstrip(" \x00").split("\\")
-    if len(items) == 1 and items[0] in dicom.COMMON_CHARSETS:
-        return [dicom.COMMON_CHARSETS[items[0]]]
     try:
         return charset.python_encodings(items)
     except charset.NotAsPydicom as exc:  # pydicom decides what happens then (fastdump
@@ -875,9 +873,8 @@ def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:
 def _decode_iso_2022(value: bytes, encodings: Any) -> str:
     """Text with ISO 2022 escape sequences as pydicom decodes it, or Unsupported where
     pydicom would warn (it then replaces bytes; fastdump's pydicom path keeps them raw)."""
-    codecs = [encodings] if isinstance(encodings, str) else encodings
     try:
-        return charset.decode_escaped(value, codecs, dicom.TEXT_VR_DELIMS)
+        return charset.decode_escaped(value, encodings, dicom.TEXT_VR_DELIMS)
     except charset.NotAsPydicom as exc:
         raise Unsupported(ISO_2022, str(exc)) from exc
 

@@ -22,13 +22,6 @@ def test_vr_sets_agree_with_pydicom():
     assert dicom.DEFAULT_ENCODING == default_encoding
 
 
-def test_common_charsets_agree_with_pydicom():
-    from pydicom.charset import convert_encodings
-
-    for name, codec in dicom.COMMON_CHARSETS.items():
-        assert convert_encodings(name) == [codec], name
-
-
 def test_tag_sets_agree_with_pydicom():
     assert dicom.LUT_DESCRIPTORS == set(_LUT_DESCRIPTOR_TAGS)
     # every one is 'US or SS' in the dictionary, and they are all that pydicom resolves

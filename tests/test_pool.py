@@ -116,7 +116,8 @@ def test_a_run_this_process_finishes_sooner_starts_no_worker(archive, tmp_path, 
     assert set(summary.fallback_reasons) == {f"pid {os.getpid()}"}
 
 
-def batch_pid(batch) -> int:
+def batch_pid(batch, seconds: float = 0.0) -> int:
+    time.sleep(seconds)
     return os.getpid()
 
 
@@ -143,29 +144,25 @@ def test_workers_start_for_a_walk_not_ended_or_much_left(walk, monkeypatch):
         assert first_pid_not_here(pool) != os.getpid()
 
 
-def batch_pid_after(batch, seconds: float) -> int:
-    time.sleep(seconds)
-    return os.getpid()
-
-
 def test_a_small_run_starts_no_worker_while_its_walk_ends(monkeypatch):
     # The walk's thread, slowed by the first batch's imports, ends 0.05 s after the
     # first decision; and one batch is slow (a first file of a character set imports
     # its decoder): neither makes 1,000 quickly read files worth workers.
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 0)
     monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
-    ends = []
+    ends_at: list[float] = []  # set at the first decision
 
     def found() -> WalkSoFar:
-        ends.append(ends[0] if ends else time.monotonic() + 0.05)
-        return WalkSoFar(1_000, ended=time.monotonic() > ends[0], held=False)
+        if not ends_at:
+            ends_at.append(time.monotonic() + 0.05)
+        return WalkSoFar(1_000, ended=time.monotonic() > ends_at[0], held=False)
 
     files = [Entry("/nowhere/a.dcm", 1, 0.0)] * 2
     with fastdump.pool.StartingPool(2, found=found) as pool:
-        pids = [pool.submit(batch_pid_after, files, 0.0).result(),
-                pool.submit(batch_pid_after, files, 0.0).result(),
-                pool.submit(batch_pid_after, files, 0.3).result()]
-        pids += [pool.submit(batch_pid_after, files * 250, 0.0).result() for _ in range(2)]
+        pids = [pool.submit(batch_pid, files, 0.0).result(),
+                pool.submit(batch_pid, files, 0.0).result(),
+                pool.submit(batch_pid, files, 0.3).result()]
+        pids += [pool.submit(batch_pid, files * 250, 0.0).result() for _ in range(2)]
     assert set(pids) == {os.getpid()}
 
 
