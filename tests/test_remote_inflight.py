@@ -149,8 +149,9 @@ def test_requests_overlap_up_to_the_concurrency_and_records_are_unchanged(
         n for n in MANY if "waveform" in n}
     assert max(per_object.values()) == 2
     assert not [r for r in proxy.requests if r.method == "HEAD" and "/many/" in r.target]
-    # the listing may be in flight next to the fetches
-    assert proxy.max_in_flight <= concurrency + 1
+    # next to the blocks: the listing, and the GET for the rest of a header longer
+    # than its block (the parser's, outside the blocks' count)
+    assert proxy.max_in_flight <= concurrency + 2
     if concurrency > 1:
         # 42 objects, 0.1 s each: one at a time would take 4 s; the bound is loose so a
         # busy machine cannot fail it, but nowhere near one at a time
@@ -167,7 +168,9 @@ def test_a_dask_worker_fetches_ahead_too(store, local_many, tmp_path):
     assert records_by_path(out, [f"s3://{BUCKET}/many/"]) == local_many
     assert {r.target for r in gets(proxy, "many/")} == {
         f"/{BUCKET}/many/{n}" for n in MANY if n != "empty.dcm"}
-    assert 2 <= proxy.max_in_flight <= 2 * 4 + 1
+    # each of the 2 worker threads: 4 blocks and a header's rest (both waveform objects'
+    # rests were seen in flight next to 8 blocks); and the listing
+    assert 2 <= proxy.max_in_flight <= 2 * (4 + 1) + 1
 
 
 # ------------------------------------------------------------- errors, as without prefetch
