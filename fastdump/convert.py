@@ -1,7 +1,7 @@
 """The pydicom path, part 2: a pydicom Dataset -> the DICOM JSON Model (PS3.18 Annex F.2).
 
-The output is what pydicom's ``Dataset.to_json_dict`` gives, with three
-differences that keep data instead of losing it:
+The output is what pydicom's ``Dataset.to_json_dict`` gives, with four
+differences that keep data instead of losing it, or keep the output valid:
 
 * a value that was deferred (too large to inline) becomes a ``BulkDataURI``
   pointing at its bytes in the file, without reading them;
@@ -9,7 +9,10 @@ differences that keep data instead of losing it:
   bytes invalid in their character set...) is kept as ``UN`` with its raw bytes
   in ``InlineBinary`` and reported in ``warnings``, instead of losing the file;
 * elements inside sequence items are converted one by one, so one bad nested
-  value does not lose the whole sequence.
+  value does not lose the whole sequence;
+* a binary element whose VR pydicom leaves ambiguous (``OB or OW``: Curve Data
+  of an Implicit VR file...) is written as ``OW``, the VR PS3.5 A.1 gives such
+  data in Implicit VR Little Endian, instead of a "vr" that is not a VR.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def dataset_to_json(ds: Dataset, ctx: Context, where: str = "", base: int = 0) -
                 out[key] = _element_to_json(ds, tag, raw, ctx, where + key, base)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the raw bytes
             out[key] = _raw_fallback(ds, raw, ctx, where + key, base, exc)
+        if out[key]["vr"] in dicom.AMBIGUOUS_VRS and "Value" not in out[key]:
+            out[key]["vr"] = "OW"  # its bytes, as the file holds them
     if dicom.CHARSET in ds:
         _check_charset_names(ds, ctx, where)
     return out
