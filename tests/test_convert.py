@@ -6,6 +6,7 @@ import base64
 import os
 import struct
 import warnings
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -194,19 +195,18 @@ AMBIGUOUS_TAGS = sorted(
 VALID_VRS = {str(vr) for vr in VR} - {str(vr) for vr in AMBIGUOUS_VR}
 
 
-def with_implicit_elements(path: str, elements: dict[int, bytes], out) -> str:
+def with_implicit_elements(path: str, elements: dict[int, bytes], out: Path) -> str:
     """A copy of an Implicit VR Little Endian file with top-level ``elements`` spliced in,
     each before the first element whose tag is greater (tags the file has are left out)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(path, defer_size=0)
     assert ds.original_encoding == (True, True), "an Implicit VR Little Endian file"
-    data = open(path, "rb").read()
-    # where each element starts: its value's offset less 8 bytes, its tag and length
-    items = {tag: ds.get_item(tag) for tag in ds.keys()}
-    starts = {tag: getattr(item, "value_tell", None) or item.file_tell for tag, item in
-              items.items()}
-    starts = {tag: offset - 8 for tag, offset in starts.items()}
+    data = Path(path).read_bytes()
+    # where each element starts: 8 bytes (its tag and length) before its value
+    values_at = {tag: getattr(ds.get_item(tag), "value_tell", None) or ds[tag].file_tell
+                 for tag in ds.keys()}  # (the first is a raw element, the second converted)
+    starts = {tag: at - 8 for tag, at in values_at.items()}
     pieces, at = [], 0
     for tag in sorted(set(elements) - set(ds.keys())):
         start = min((o for t, o in starts.items() if t > tag), default=len(data))
