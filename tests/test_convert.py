@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import struct
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import fastdump
 from fastdump import record
 from fastdump.errors import TruncatedError
 
+from . import badfiles
 from .conftest import PYDICOM_FILES, pydicom_file
 from .helpers import FAST, PYDICOM, bulk_bytes, count_reads
 
@@ -210,8 +210,7 @@ def with_implicit_elements(path: str, elements: dict[int, bytes], out: Path) -> 
     pieces, at = [], 0
     for tag in sorted(set(elements) - set(ds.keys())):
         start = min((o for t, o in starts.items() if t > tag), default=len(data))
-        element = struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(elements[tag]))
-        pieces += [data[at:start], element + elements[tag]]
+        pieces += [data[at:start], badfiles.element(tag, elements[tag])]
         at = start
     out.write_bytes(b"".join(pieces) + data[at:])
     return str(out)
