@@ -110,6 +110,7 @@ def is_latin1(encodings: str | list[str]) -> bool:
 # Groups a DICOM stream without preamble can plausibly start with: the file
 # meta group, or the first groups of a dataset (identifying, patient...).
 _FIRST_GROUPS = {0x0002, 0x0008}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def has_preamble(head: bytes) -> bool:
@@ -122,6 +123,10 @@ def not_dicom_reason(head: bytes) -> str | None:
     if not head:
         return "not a DICOM file: the file is empty"
     if not has_preamble(head) and not looks_like_raw_dataset(head):
+        if head.startswith(_GZIP_MAGIC):
+            # Archives kept as .dcm.gz are common; say what the file is, not only what it is not.
+            return ("not a DICOM file: it is gzip-compressed (a .dcm.gz?); "
+                    "decompress it (gunzip) to dump it")
         return "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
     return None
 

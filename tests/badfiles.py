@@ -7,6 +7,7 @@ warnings, or an error: what matters is exactly one line and no crash).
 
 from __future__ import annotations
 
+import gzip
 import random
 import struct
 import warnings
@@ -97,6 +98,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "random.dcm": (lambda: random_bytes(1, 20_000), "error"),
     "text.dcm": (lambda: b"PatientName=Doe^John\n" * 100, "error"),
     "no-dicm-marker.dcm": (lambda: original(CT)[:128] + b"XXXX" + original(CT)[132:], "error"),
+    "gzipped.dcm.gz": (lambda: gzip.compress(original(CT)), "error"),
     "cut-in-element-header.dcm": (lambda: truncated_at(CT, 0x00100010, -5), "either"),
     "cut-in-value.dcm": (lambda: truncated_at(CT, 0x00100010, 7), "either"),
     "cut-in-sequence.dcm": (lambda: truncated_at(PLAN, 0x300A00B0, 300), "either"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -53,6 +54,17 @@ def test_truncated_files_are_reported_not_shrunk(dirty, name):
     errors = {r["path"]: r for r in read_jsonl(out / "errors.jsonl")}
     record = errors[str(root / "bad" / name)]
     assert record["error"].startswith(("TruncatedError: ", "NotDicomError: ")), record["error"]
+
+
+def test_a_gzipped_dicom_file_is_named_as_such(dirty, tmp_path):
+    root, out, _ = dirty
+    errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
+    packed = root / "bad" / "gzipped.dcm.gz"
+    assert errors[str(packed)].startswith(
+        "NotDicomError: not a DICOM file: it is gzip-compressed"), errors[str(packed)]
+    unpacked = tmp_path / "gunzipped.dcm"
+    unpacked.write_bytes(gzip.decompress(packed.read_bytes()))
+    assert fastdump.read_tags(unpacked)["00080060"]["Value"] == ["CT"]
 
 
 def test_good_files_are_dumped_as_if_alone(dirty, tmp_path):
