@@ -486,7 +486,9 @@ class _Parser:
                         ds.from_un = set()
                     ds.from_un.add(tag)
                 if vr == "OB or OW":
-                    if not (implicit and (tag in _OVERLAY_DATA or tag in _WAVEFORM_OB_OW)):
+                    # PS3.5 A.1: in Implicit VR such data is OW (the pydicom path writes
+                    # OW too, where pydicom leaves the VR ambiguous: see convert.py)
+                    if not implicit:
                         raise Unsupported(AMBIGUOUS_VR, f"'OB or OW' element {tag:08X}")
                     vr = "OW"
                 sequence = vr == "SQ"

@@ -10,12 +10,13 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_charset_files
-from pydicom.datadict import DicomDictionary, RepeatersDictionary
+from pydicom.datadict import DicomDictionary, RepeatersDictionary, dictionary_VR
 from pydicom.valuerep import AMBIGUOUS_VR, VR
 
 import fastdump
 from fastdump import record
 from fastdump.errors import TruncatedError
+from fastdump.lines import dumps_line
 
 from . import badfiles
 from .conftest import PYDICOM_FILES, pydicom_file
@@ -235,9 +236,15 @@ def test_a_binary_value_of_ambiguous_vr_gets_a_vr(tmp_path, monkeypatch, tag, th
     path = with_implicit_elements(pydicom_file("MR_small_implicit.dcm"), {tag: value},
                                   tmp_path / "ambiguous.dcm")
     expected, key = oracle(path, threshold), f"{tag:08X}"
+    reads, lines = count_reads(monkeypatch), []
     for forced in (False, True):  # as read, then through the pydicom path only
         monkeypatch.setattr(record, "config_is_default", lambda forced=forced: not forced)
+        reads.reset()
         ours = fastdump.read_record(path, bulk_threshold=threshold)
+        lines.append(dumps_line(ours))
+        # 'OB or OW' is OW on the fast path too; the other ambiguous VRs are left to pydicom
+        assert reads.readers == ([PYDICOM] if forced else [FAST] if dictionary_VR(tag) == "OB or OW"
+                                 else [FAST, PYDICOM])
         assert vrs_of(ours["dataset"]) <= VALID_VRS
         element = ours["dataset"][key]
         uri = element.get("BulkDataURI")
@@ -250,6 +257,7 @@ def test_a_binary_value_of_ambiguous_vr_gets_a_vr(tmp_path, monkeypatch, tag, th
         assert element["vr"] == ("OW" if vr in AMBIGUOUS_VR else vr)
         assert normalized(ours["dataset"]) == normalized(expected | {key: element})
         assert "warnings" not in ours
+    assert lines[0] == lines[1]  # the two read paths, byte for byte
 
 
 def test_pydicom_leaves_these_vrs_ambiguous(tmp_path):
