@@ -66,12 +66,6 @@ _CHARSET, _PIXEL_REPRESENTATION = CHARSET, PIXEL_REPRESENTATION
 _ITEM, _ITEM_END, _SEQUENCE_END, _UNDEFINED = ITEM, ITEM_END, SEQUENCE_END, UNDEFINED_LENGTH
 _FIRST_PIXEL_TAG = min(PIXEL_TAGS)  # compiled: "tag in PIXEL_TAGS" only past it
 
-# Tags whose 'US or SS' / 'OB or OW' resolution pydicom does with rules that
-# need more than this reader keeps (or that it handles as 'US or OW' etc.).
-_OVERLAY_DATA = frozenset((g << 16) | 0x3000 for g in range(0x6000, 0x601F, 2))
-_WAVEFORM_OB_OW = frozenset({0x54000110, 0x54000112, 0x5400100A, 0x54001010})
-
-
 
 class _ByteOrder:
     """The unpackers of element headers and numbers in one byte order."""
