@@ -2,9 +2,11 @@
 
 Takes a deterministic sample of the archive's files, warms the page cache with
 them (so every tool sees the same warm files and the figures measure the
-tools, not the disks), then runs each tool on the sample, one after the other,
-each in its own process tree, and reports files/s, MB/s, peak RSS of the
-parent process and of its workers, and ratios against a plain
+tools, not the disks), then runs each tool on the sample, each in its own
+process tree, ``runs`` times, the tools alternated (A B C, A B C, ...: a
+machine that slows down for a while slows every tool, not one), and reports
+each tool's median time with its range, files/s, MB/s, peak RSS of the parent
+process and of its workers, and ratios of the medians against a plain
 ``dcmread`` + ``to_json_dict`` loop and against DCMTK's ``dcmdump``.
 
 The same machinery drives ``benchmarks/run.py`` (generated archives, more tools).
@@ -17,6 +19,7 @@ import hashlib
 import heapq
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,10 +62,20 @@ class Row:
     x_tojson: float | None = None  # files/s relative to the to_json_dict loop
     x_dcmdump: float | None = None  # files/s relative to dcmdump
     extra: dict = field(default_factory=dict)
+    runs: int = 1  # seconds is the median of this many runs
+    seconds_min: float | None = None
+    seconds_max: float | None = None
 
     @property
     def files_per_s(self) -> float:
         return self.files / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def files_per_s_range(self) -> tuple[float, float] | None:
+        """(slowest, fastest) files/s over the runs, when there were several."""
+        if self.runs < 2 or not self.seconds_min or not self.seconds_max:
+            return None
+        return self.files / self.seconds_max, self.files / self.seconds_min
 
     @property
     def mb_per_s(self) -> float:
@@ -403,8 +416,8 @@ def add_ratios(rows: list[Row]) -> list[Row]:
     return rows
 
 
-COLUMNS = ("tool", "files", "seconds", "files/s", "MB/s", "parent RSS MB", "worker RSS MB",
-           "errors", "x to_json_dict", "x dcmdump")
+COLUMNS = ("tool", "files", "seconds", "files/s", "files/s min–max", "MB/s", "parent RSS MB",
+           "worker RSS MB", "errors", "x to_json_dict", "x dcmdump")
 
 
 def fallback_note(rows: Sequence[Row]) -> str | None:
@@ -437,13 +450,15 @@ def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 def _cells(r: Row) -> tuple[str, ...]:
     if r.note and (r.note.startswith("n/a") or r.seconds <= 0):
-        return (f"{r.tool} [{r.note}]", str(r.files), "n/a", "", "", "", "", "", "", "")
+        return (f"{r.tool} [{r.note}]", str(r.files), "n/a", "", "", "", "", "", "", "", "")
 
     def num(x: float | None, fmt: str) -> str:
         return "n/a" if x is None else format(x, fmt)
     tool = r.tool + (f" [{r.note}]" if r.note else "")
     workers = "-" if r.worker_rss_mb is None else f"{r.worker_rss_mb:.0f}"  # no child processes
-    return (tool, str(r.files), f"{r.seconds:.2f}", f"{r.files_per_s:,.0f}", f"{r.mb_per_s:,.1f}",
+    spread = r.files_per_s_range
+    return (tool, str(r.files), f"{r.seconds:.2f}", f"{r.files_per_s:,.0f}",
+            "" if spread is None else f"{spread[0]:,.0f}–{spread[1]:,.0f}", f"{r.mb_per_s:,.1f}",
             num(r.parent_rss_mb, ".0f"), workers,
             "" if r.errors is None else str(r.errors),
             num(r.x_tojson, ".2f"), num(r.x_dcmdump, ".2f"))
@@ -458,17 +473,20 @@ def run_bench(
     sample: int = 2000,
     jobs: int | None = None,
     dcmdump: bool = True,
+    runs: int = 5,
     log: Callable[[str], None] | None = None,
 ) -> list[Row]:
     """Benchmark fastdump against a pydicom loop (and dcmdump) on a sample of ``paths``.
 
-    Returns one :class:`Row` per tool, ratios filled in. ``jobs`` is the
-    worker count of the parallel run (default: all cores; -1 all, -2 all but
-    one, as for ``dump``). Temporary output is
-    removed before returning, whatever happens.
+    Returns one :class:`Row` per tool, ratios filled in: its median over
+    ``runs`` runs, the tools alternated. ``jobs`` is the worker count of the
+    parallel run (default: all cores; -1 all, -2 all but one, as for
+    ``dump``). Temporary output is removed before returning, whatever happens.
     """
     say = log or (lambda _msg: None)
     jobs = resolve_jobs(jobs)
+    if runs < 1:
+        raise OptionError(f"--runs must be at least 1, not {runs}")
     files = sample_files([os.fspath(p) for p in paths], sample)
     target = Target(tuple(files))
     say(f"sample: {len(files)} files, {target.bytes / 1e6:.1f} MB; warming the page cache")
@@ -482,15 +500,43 @@ def run_bench(
     exe = shutil.which("dcmdump") if dcmdump else None
     if exe:
         steps.append((DCMDUMP, lambda w: run_dcmdump(target, w, exe)))
-    rows = []
+    rounds: list[list[Row]] = []
     work = tempfile.mkdtemp(prefix="fastdump-bench-")
     try:
-        for label, step in steps:
-            say(f"running {label}")
-            rows.append(step(work))
+        for n in range(1, runs + 1):
+            rounds.append([])
+            for label, step in steps:
+                say(f"run {n} of {runs}: {label}")
+                rounds[-1].append(step(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return add_ratios(rows)
+    return add_ratios([combine_runs(list(same)) for same in zip(*rounds, strict=True)])
+
+
+def combine_runs(rows: list[Row]) -> Row:
+    """One tool's runs as one row: the median time and its range, the peak memory.
+
+    A tool that failed in any run is shown failed, with its first failure: a
+    median of the runs that worked would hide it.
+    """
+    failed = [r for r in rows if r.note or r.seconds <= 0]
+    if failed:
+        row = failed[0]
+        if len(rows) > 1 and not row.note.startswith("n/a"):
+            row.note = f"failed in {len(failed)} of {len(rows)} runs: {row.note}"
+        return row
+    times = [r.seconds for r in rows]
+    last = rows[-1]
+    return Row(last.tool, last.files, last.bytes, statistics.median(times),
+               errors=last.errors,
+               parent_rss_mb=_peak(r.parent_rss_mb for r in rows),
+               worker_rss_mb=_peak(r.worker_rss_mb for r in rows),
+               extra=last.extra, runs=len(rows), seconds_min=min(times), seconds_max=max(times))
+
+
+def _peak(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
 
 
 # ---------------------------------------------------------------- the baseline loops

@@ -21,6 +21,7 @@ from fastdump.bench import (
     TOJSON,
     Row,
     add_ratios,
+    combine_runs,
     format_table,
     resolve_jobs,
     sample_files,
@@ -117,17 +118,39 @@ def test_ratios_and_table():
     assert table[-1].startswith("| x --tags [n/a: no] | 100 | n/a |")
 
 
+def test_runs_become_their_median_with_its_range_and_the_peak_memory():
+    runs = [Row("fastdump --jobs 1", 100, 10**6, t, errors=2, parent_rss_mb=m, worker_rss_mb=w)
+            for t, m, w in ((0.5, 60.0, None), (0.2, 64.0, 30.0), (0.4, 61.0, 35.0))]
+    row = combine_runs(runs)
+    assert (row.seconds, row.seconds_min, row.seconds_max, row.runs) == (0.4, 0.2, 0.5, 3)
+    assert (row.parent_rss_mb, row.worker_rss_mb, row.errors) == (64.0, 35.0, 2)
+    assert row.files_per_s == 250 and row.files_per_s_range == (200, 500)
+    cells = format_table([row]).splitlines()[1].split()
+    assert cells[3:7] == ["100", "0.40", "250", "200–500"]
+    # a failure in any run shows, not the median of the others
+    broken = Row("fastdump --jobs 1", 100, 10**6, 0.3, note="exit 1: boom")
+    failed = combine_runs([runs[0], broken, runs[2]])
+    assert failed.note == "failed in 1 of 3 runs: exit 1: boom"
+    assert "[failed in 1 of 3 runs: exit 1: boom]" in format_table([failed])
+    one = combine_runs([runs[0]])
+    assert one.files_per_s_range is None  # one run: no range, the MB/s follow files/s
+    assert format_table([one]).splitlines()[1].split()[3:7] == ["100", "0.50", "200", "2.0"]
+
+
 def test_fastdump_bench_command_prints_the_table(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     # -j -1 (all cores) is accepted, as by fastdump dump (issue 9)
-    result = run_cli("bench", TESTDATA_DIR, "--sample", "12", "--jobs", "-1",
+    result = run_cli("bench", TESTDATA_DIR, "--sample", "12", "--jobs", "-1", "--runs", "2",
                      env={**os.environ, "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split() == ["tool", "files", "seconds", "files/s", "MB/s", "parent", "RSS",
-                                "MB", "worker", "RSS", "MB", "errors", "x", "to_json_dict", "x",
-                                "dcmdump"]
+    assert lines[0].split() == ["tool", "files", "seconds", "files/s", "files/s", "min–max", "MB/s",
+                                "parent", "RSS", "MB", "worker", "RSS", "MB", "errors", "x",
+                                "to_json_dict", "x", "dcmdump"]
+    # the tools alternated, each run twice
+    said = [line.split(": ", 2)[1] for line in result.stderr.splitlines() if ": run " in line]
+    assert said[:2] == ["run 1 of 2", "run 1 of 2"] and said.count("run 2 of 2") == len(said) // 2
     expected = [IO_FLOOR, "fastdump --jobs 1", f"fastdump --jobs {os.cpu_count()}", TOJSON]
     if shutil.which("dcmdump"):
         expected.append(DCMDUMP)
@@ -138,6 +161,9 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     for line in table[1:]:
         cells = line.split()
         assert "12" in cells and "[" not in line  # every tool ran on the 12 files, none failed
+        slowest, fastest = (float(x.replace(",", "")) for x in
+                            next(c for c in cells if "–" in c).split("–"))
+        assert slowest <= float(cells[cells.index("12") + 2].replace(",", "")) <= fastest
     tojson_line = next(line for line in lines if line.startswith(TOJSON))
     assert "1.00" in tojson_line.split()
     assert list(scratch.iterdir()) == []  # temporary output removed
@@ -156,6 +182,8 @@ def test_fastdump_bench_usage_error(capsys):
     assert main(["bench", "/no/such/archive"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastdump: error: no such file") and err.count("\n") == 1
+    assert main(["bench", str(TESTDATA_DIR), "--runs", "0"]) == 2
+    assert capsys.readouterr().err == "fastdump: error: --runs must be at least 1, not 0\n"
 
 
 # ---------------------------------------------------------------- benchmarks/run.py's harness
