@@ -125,8 +125,9 @@ def not_dicom_reason(head: bytes) -> str | None:
     if not has_preamble(head) and not looks_like_raw_dataset(head):
         if head.startswith(_GZIP_MAGIC):
             # Archives kept as .dcm.gz are common; say what the file is, not only what it is not.
-            return ("not a DICOM file: it is gzip-compressed (a .dcm.gz?); "
-                    "decompress it (gunzip) to dump it")
+            # A .nii.gz is gzipped too: the advice is for the DICOM files among them.
+            return ("not a DICOM file: it is gzip-compressed; if it holds a DICOM file "
+                    "(a .dcm.gz), decompress it (gunzip) to dump it")
         return "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
     return None
 

@@ -60,8 +60,9 @@ def test_a_gzipped_dicom_file_is_named_as_such(dirty, tmp_path):
     root, out, _ = dirty
     errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
     packed = root / "bad" / "gzipped.dcm.gz"
-    assert errors[str(packed)].startswith(
-        "NotDicomError: not a DICOM file: it is gzip-compressed"), errors[str(packed)]
+    assert errors[str(packed)] == (
+        "NotDicomError: not a DICOM file: it is gzip-compressed; if it holds a DICOM file "
+        "(a .dcm.gz), decompress it (gunzip) to dump it")
     unpacked = tmp_path / "gunzipped.dcm"
     unpacked.write_bytes(gzip.decompress(packed.read_bytes()))
     assert fastdump.read_tags(unpacked)["00080060"]["Value"] == ["CT"]
