@@ -431,6 +431,22 @@ def fallback_note(rows: Sequence[Row]) -> str | None:
     return None
 
 
+def workers_note(rows: Sequence[Row]) -> str | None:
+    """Say so when a fastdump row on several workers started none (its sample was small).
+
+    Only where memory was sampled (psutil): a row with a parent RSS but no
+    worker RSS saw no child process in any of its runs.
+    """
+    for row in rows:
+        parallel = row.tool.startswith("fastdump --jobs ") and row.tool != "fastdump --jobs 1"
+        if parallel and not row.note and row.parent_rss_mb is not None \
+                and row.worker_rss_mb is None:
+            return (f"{row.tool}: started no worker: fastdump read the sample in its own process, "
+                    f"as it does any run it finishes sooner than workers would (up to ~3 s); "
+                    f"a larger --sample times its workers")
+    return None
+
+
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
     """The rows as an aligned text table (or a Markdown table)."""
     cells = [COLUMNS] + [_cells(r) for r in rows]

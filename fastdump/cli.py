@@ -208,15 +208,15 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import fallback_note, format_table, run_bench  # only this command needs it
+    from .bench import fallback_note, format_table, run_bench, workers_note  # only bench needs it
 
     rows = run_bench(args.paths, sample=args.sample, jobs=args.jobs,
                      dcmdump=not args.no_dcmdump, runs=args.runs,
                      log=lambda msg: print(f"fastdump bench: {msg}", file=sys.stderr))
     print(format_table(rows))
-    note = fallback_note(rows)
-    if note:
-        print(note)
+    for note in (fallback_note(rows), workers_note(rows)):
+        if note:
+            print(note)
     return 0
 
 

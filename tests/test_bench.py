@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from fastdump.bench import (
     format_table,
     resolve_jobs,
     sample_files,
+    workers_note,
 )
 from fastdump.errors import InputNotFoundError, OptionError
 
@@ -156,8 +158,13 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
         expected.append(DCMDUMP)
     table, note = lines[:len(expected) + 1], lines[len(expected) + 1:]
     assert [line[:len(name)] for line, name in zip(table[1:], expected, strict=True)] == expected
-    # the files the fast path left to pydicom, and why, from fastdump's summary.json
-    assert len(note) == 1 and "read through the pydicom path" in note[0], note
+    # the files the fast path left to pydicom, and why, from fastdump's summary.json; and, as
+    # fastdump reads 12 files in its own process, that its run on all cores started no worker
+    assert "read through the pydicom path" in note[0], note
+    told = (os.cpu_count() or 1) > 1 and importlib.util.find_spec("psutil") is not None
+    assert len(note) == 1 + told, note
+    if told:
+        assert note[1].startswith(f"fastdump --jobs {os.cpu_count()}: started no worker")
     for line in table[1:]:
         cells = line.split()
         assert "12" in cells and "[" not in line  # every tool ran on the 12 files, none failed
@@ -167,6 +174,17 @@ def test_fastdump_bench_command_prints_the_table(tmp_path):
     tojson_line = next(line for line in lines if line.startswith(TOJSON))
     assert "1.00" in tojson_line.split()
     assert list(scratch.iterdir()) == []  # temporary output removed
+
+
+def test_a_parallel_run_without_workers_is_pointed_out():
+    def row(tool, workers_mb, parent_mb=50.0):
+        return Row(tool, 100, 10**6, 0.5, parent_rss_mb=parent_mb, worker_rss_mb=workers_mb)
+
+    alone = [row("fastdump --jobs 1", None), row("fastdump --jobs 2", None)]
+    assert workers_note(alone).startswith("fastdump --jobs 2: started no worker: ")
+    assert workers_note([row("fastdump --jobs 1", None), row("fastdump --jobs 2", 40.0)]) is None
+    assert workers_note([row("fastdump --jobs 2", None, parent_mb=None)]) is None  # no psutil
+    assert workers_note([row(DCMDUMP, None)]) is None
 
 
 def test_bench_jobs_read_as_dump_reads_them():
