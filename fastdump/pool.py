@@ -174,9 +174,11 @@ class StartingPool:
         Its pace is taken after its first batch, which pays for the imports.
         """
         walk = self._walk_settled()
-        if walk is None or not walk.ended:
+        if walk is None or not (walk.ended or walk.held):
             return False  # the walk goes on: maybe a long run
         now = time.monotonic()  # after the wait for the walk, which is no reading
+        if not walk.ended:
+            return self._found_read_before_workers(walk, now)
         if self._measured is None:
             self._measured = (now, self._handed)
             return True  # one more batch here, to learn the pace
@@ -194,6 +196,20 @@ class StartingPool:
         # set imports its decoder): workers start once two paces in a row say so.
         self._doubted = not self._doubted
         return self._doubted
+
+    def _found_read_before_workers(self, walk: WalkSoFar, now: float) -> bool:
+        """A walk held by its full queue (a long run, or one just over the queue's
+        size): whether this process reads every file found so far before workers
+        started now would be up (:data:`START_COST`), so that starting them can wait.
+
+        Its pace counts from the first batch, imports included: on the slow side.
+        Only a fast pace (``--tags``) waits; it waits at most START_COST seconds.
+        """
+        if self._since is None or self._handed <= 0:
+            return False
+        elapsed = now - self._since
+        left = (walk.files - self._handed) * elapsed / self._handed
+        return elapsed + left <= START_COST
 
     def _walk_settled(self) -> WalkSoFar | None:
         """What the walk has found, once it has ended or filled its queue.
