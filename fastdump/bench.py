@@ -466,7 +466,7 @@ def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 def _cells(r: Row) -> tuple[str, ...]:
     if r.note and (r.note.startswith("n/a") or r.seconds <= 0):
-        return (f"{r.tool} [{r.note}]", str(r.files), "n/a", "", "", "", "", "", "", "", "")
+        return (f"{r.tool} [{r.note}]", str(r.files), "n/a") + ("",) * (len(COLUMNS) - 3)
 
     def num(x: float | None, fmt: str) -> str:
         return "n/a" if x is None else format(x, fmt)
