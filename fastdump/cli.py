@@ -56,8 +56,8 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                    help="DICOM files and/or directories (walked recursively)")
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                    help="output directory (created if missing; must be empty or a fastdump "
-                        "output used with --resume/--overwrite); '-' writes JSON Lines to "
-                        "standard output")
+                        "output used with --resume/--overwrite; inside a PATH, it is not "
+                        "walked); '-' writes JSON Lines to standard output")
     p.add_argument("--format", choices=FORMATS, default="jsonl",
                    help="jsonl: DICOM JSON records in dump.jsonl (default); tags: one "
                         "<name>_tags.txt per file listing its tags, input tree mirrored; "
@@ -167,7 +167,8 @@ def _report(s: Summary) -> None:
               file=sys.stderr)
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
-              f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices",
+              f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "
+              "fastdump output folders",
               file=sys.stderr)
     if s.interrupted:
         by = f" by {s.signal}" if s.signal else ""

@@ -56,6 +56,9 @@ PLAIN = SideFiles()
 UNDERSCORED = SideFiles("_")
 
 
+MANIFESTS = frozenset((PLAIN.manifest, UNDERSCORED.manifest))
+
+
 def find_manifest(out_dir: Path) -> Path | None:
     """OUTDIR's ``fastdump.json`` (under either name), or None: not a fastdump output."""
     for files in (PLAIN, UNDERSCORED):
@@ -63,6 +66,17 @@ def find_manifest(out_dir: Path) -> Path | None:
         if path.exists():
             return path
     return None
+
+
+def is_manifest(path: str) -> bool:
+    """Whether ``path`` is a ``fastdump.json`` that fastdump wrote (an OUTDIR's mark),
+    not merely a file of that name."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"{") and b'"fastdump_version"' in head
 
 _SPACE = "free space, then run the same command with --resume"
 _ADVICE = {

@@ -15,6 +15,7 @@ import stat
 from collections.abc import Iterable, Iterator
 
 from .index import SeenPaths
+from .outdir import MANIFESTS, is_manifest
 from .source import is_url
 from .types import Entry, Found, Problem, Skipped
 
@@ -49,6 +50,8 @@ def walk(
 
     Symlinks found inside directories are skipped unless ``follow_symlinks``;
     a symlink named directly in ``inputs`` is always followed, as ``find -H`` does.
+    A directory holding a fastdump OUTDIR's manifest (``fastdump.json``), found
+    below an input, is skipped whole: it is fastdump's output, maybe this run's.
     Directories are visited in sorted order, so two walks of the same tree agree.
     ``dedupe=False`` (one input: a tree never repeats a path) keeps no set of paths.
     """
@@ -120,6 +123,11 @@ def _walk_dir(
         except OSError as exc:
             yield [Problem(directory, _os_reason(exc, "cannot list directory"))]
             continue
+        if directory != root and (mark := _fastdump_output(children)):
+            # This run's own OUTDIR inside a PATH, or an earlier run's: its files are
+            # fastdump's output, not the archive's (and this run's grow as it goes).
+            yield [Skipped(directory, f"fastdump's output (it holds {mark}): not walked")]
+            continue
         subdirs = []
         listed: list[Found] = []
         once: list[int] = []  # which of listed are files met once at most (not problems)
@@ -138,6 +146,14 @@ def _walk_dir(
         for start in range(0, len(listed), CHUNK):
             yield listed[start:start + CHUNK]
         stack.extend(reversed(subdirs))
+
+
+def _fastdump_output(children: list[os.DirEntry]) -> str | None:
+    """The name of the fastdump manifest among a directory's entries, if one is there."""
+    for child in children:
+        if child.name in MANIFESTS and child.is_file() and is_manifest(child.path):
+            return child.name
+    return None
 
 
 def _classify(

@@ -132,6 +132,20 @@ def test_resume_reads_only_what_is_missing(archive, tmp_path):
     assert len(paths) == len(set(paths)) and set(paths) == regular_files(src)
 
 
+@pytest.mark.parametrize("format", ["jsonl", "parquet"])
+def test_an_outdir_inside_the_archive_is_not_dumped(archive, tmp_path, format):
+    src = tmp_path / "src"
+    shutil.copytree(archive / "study", src)
+    out = src / "out"  # fastdump dump . -o out
+    first = fastdump.dump([src], out, format=format, progress=False)
+    assert (first.ok, first.errors, first.skipped) == (2, 0, 1)
+    assert first.skipped_examples == [{"path": str(out), "reason": first.skipped_examples[0]
+                                       ["reason"]}]
+    assert "fastdump's output" in first.skipped_examples[0]["reason"]
+    again = fastdump.dump([src], out, format=format, resume=True, progress=False)
+    assert (again.unchanged, again.new, again.gone, again.skipped) == (2, 0, 0, 1)
+
+
 def test_resume_follows_a_growing_archive(archive, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(archive / "study", src)

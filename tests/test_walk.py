@@ -61,3 +61,25 @@ def test_non_utf8_name_survives(tmp_path):
 
 def test_path_list_skips_blank_lines():
     assert list(read_path_list(["a\n", "\n", "  \n", "b c\r\n"])) == ["a", "b c"]
+
+
+def test_a_fastdump_outdir_below_an_input_is_skipped_whole(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1").write_bytes(b"x")
+    for name, manifest in (("out", "fastdump.json"), ("pq", "_fastdump.json")):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / manifest).write_bytes(
+            b'{"format":"jsonl","fastdump_version":"0.2.0"}')
+        (tmp_path / name / "dump.jsonl").write_bytes(b"{}\n")
+        (tmp_path / name / "sub" / "2").write_bytes(b"x")
+    # a file of that name that fastdump did not write marks nothing
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "fastdump.json").write_bytes(b'{"other": 1}')
+    found = list(walk([str(tmp_path)]))
+    assert [(type(f), os.path.relpath(f.path, tmp_path)) for f in found] == [
+        (Entry, "a/1"), (Skipped, "out"), (Skipped, "pq"), (Entry, "z/fastdump.json")]
+    assert found[1].reason == "fastdump's output (it holds fastdump.json): not walked"
+    assert found[2].reason == "fastdump's output (it holds _fastdump.json): not walked"
+    # named as an input, an OUTDIR is walked as asked
+    assert [os.path.relpath(f.path, tmp_path) for f in walk([str(tmp_path / "out")])] == [
+        "out/dump.jsonl", "out/fastdump.json", "out/sub/2"]
