@@ -9,6 +9,7 @@ constants, ``tests/test_dicom.py`` checks that they still agree.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -110,7 +111,31 @@ def is_latin1(encodings: str | list[str]) -> bool:
 # Groups a DICOM stream without preamble can plausibly start with: the file
 # meta group, or the first groups of a dataset (identifying, patient...).
 _FIRST_GROUPS = {0x0002, 0x0008}
-_GZIP_MAGIC = b"\x1f\x8b"
+# The first bytes a file's reason is taken from: the preamble and marker, and a tar
+# archive's "ustar" at offset 257
+HEAD = 262
+# What a file that is not DICOM is, by its first bytes, and how to get at the DICOM
+# files it may hold: archives kept packed are common (.dcm.gz, a study exported as a
+# ZIP). A .nii.gz is gzipped too: the advice is for the DICOM files among them.
+_PACKED = (
+    (b"\x1f\x8b", 0, "it is gzip-compressed; if it holds a DICOM file (a .dcm.gz), "
+                     "decompress it (gunzip) to dump it"),
+    (b"PK\x03\x04", 0, "it is a ZIP archive; if it holds DICOM files, extract them (unzip) "
+                      "to dump them"),
+    (b"PK\x05\x06", 0, "it is an empty ZIP archive"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "it is a 7-Zip archive; if it holds DICOM files, extract them "
+                               "(7z x) to dump them"),
+    (b"ustar", 257, "it is a tar archive; if it holds DICOM files, extract them (tar xf) "
+                    "to dump them"),
+    (b"\xfd7zXZ\x00", 0, "it is xz-compressed; if it holds a DICOM file, decompress it "
+                        "(unxz) to dump it"),
+    (b"\x28\xb5\x2f\xfd", 0, "it is zstd-compressed; if it holds a DICOM file, decompress "
+                             "it (unzstd) to dump it"),
+)
+# bzip2: its magic, a block size, then a block's magic or the end's (an empty stream)
+_BZIP2 = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
+_BZIP2_WHAT = ("it is bzip2-compressed; if it holds a DICOM file, decompress it (bunzip2) "
+               "to dump it")
 
 
 def has_preamble(head: bytes) -> bool:
@@ -119,17 +144,23 @@ def has_preamble(head: bytes) -> bool:
 
 
 def not_dicom_reason(head: bytes) -> str | None:
-    """Why a file whose first 132 bytes are ``head`` is not DICOM, or None if it may be."""
+    """Why a file whose first :data:`HEAD` bytes are ``head`` is not DICOM, or None if it
+    may be. A packed file (gzip, ZIP, tar ...) is named as such, with the way to unpack it."""
     if not head:
         return "not a DICOM file: the file is empty"
     if not has_preamble(head) and not looks_like_raw_dataset(head):
-        if head.startswith(_GZIP_MAGIC):
-            # Archives kept as .dcm.gz are common; say what the file is, not only what it is not.
-            # A .nii.gz is gzipped too: the advice is for the DICOM files among them.
-            return ("not a DICOM file: it is gzip-compressed; if it holds a DICOM file "
-                    "(a .dcm.gz), decompress it (gunzip) to dump it")
-        return "not a DICOM file: no 'DICM' marker at offset 128 and no DICOM element at offset 0"
+        return f"not a DICOM file: {_packed(head) or _NO_MARKER}"
     return None
+
+
+_NO_MARKER = "no 'DICM' marker at offset 128 and no DICOM element at offset 0"
+
+
+def _packed(head: bytes) -> str | None:
+    for magic, at, what in _PACKED:
+        if head.startswith(magic, at):
+            return what
+    return _BZIP2_WHAT if _BZIP2.match(head) else None
 
 
 def looks_like_raw_dataset(head: bytes) -> bool:

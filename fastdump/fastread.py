@@ -287,7 +287,7 @@ class _Parser:
     # -- file structure -----------------------------------------------------
 
     def header(self) -> Header:
-        head = self.buf[:132]
+        head = self.buf[:dicom.HEAD]
         reason = dicom.not_dicom_reason(head)
         if reason:
             raise NotDicomError(reason)  # what the pydicom path says, without pydicom

@@ -27,7 +27,7 @@ def read_dataset(fp: BoundedReader, settings: ReadSettings) -> Dataset:
     ``settings.tags`` (--tags), only those top-level elements (and what they
     need) are read.
     """
-    head = fp.read(132)
+    head = fp.read(dicom.HEAD)
     fp.seek(0)
     reason = dicom.not_dicom_reason(head)
     if reason:

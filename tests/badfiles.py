@@ -7,10 +7,16 @@ warnings, or an error: what matters is exactly one line and no crash).
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import random
 import struct
+import tarfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 
 import pydicom
@@ -84,6 +90,33 @@ def text_element(tag: int, text: bytes) -> bytes:
     return element(tag, text + b" " * (len(text) % 2))
 
 
+def zipped(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tarred(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def empty_7z() -> bytes:
+    """An empty 7-Zip archive: its 32-byte start header, pointing at no next header."""
+    next_header = bytes(20)  # offset, size, CRC: none
+    return b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(next_header)) \
+        + next_header
+
+
+# An empty zstd frame, as `zstd -c < /dev/null` writes it (no zstd in the standard library)
+EMPTY_ZSTD = bytes.fromhex("28b52ffd2400010000" "99e9d851")
+
+
 def random_bytes(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
@@ -99,6 +132,12 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "text.dcm": (lambda: b"PatientName=Doe^John\n" * 100, "error"),
     "no-dicm-marker.dcm": (lambda: original(CT)[:128] + b"XXXX" + original(CT)[132:], "error"),
     "gzipped.dcm.gz": (lambda: gzip.compress(original(CT)), "error"),
+    "study.zip": (lambda: zipped(CT, original(CT)), "error"),
+    "study.tar": (lambda: tarred(CT, original(CT)), "error"),
+    "ct.dcm.bz2": (lambda: bz2.compress(original(CT)), "error"),
+    "ct.dcm.xz": (lambda: lzma.compress(original(CT)), "error"),
+    "empty.7z": (empty_7z, "error"),
+    "empty.zst": (lambda: EMPTY_ZSTD, "error"),
     "cut-in-element-header.dcm": (lambda: truncated_at(CT, 0x00100010, -5), "either"),
     "cut-in-value.dcm": (lambda: truncated_at(CT, 0x00100010, 7), "either"),
     "cut-in-sequence.dcm": (lambda: truncated_at(PLAN, 0x300A00B0, 300), "either"),

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 
 import pytest
 
 import fastdump
 
-from .badfiles import CASES
+from .badfiles import CASES, CT
 from .conftest import pydicom_file, regular_files
 from .helpers import accounted, read_jsonl
 
@@ -66,6 +71,33 @@ def test_a_gzipped_dicom_file_is_named_as_such(dirty, tmp_path):
     unpacked = tmp_path / "gunzipped.dcm"
     unpacked.write_bytes(gzip.decompress(packed.read_bytes()))
     assert fastdump.read_tags(unpacked)["00080060"]["Value"] == ["CT"]
+
+
+_UNPACKED = "; if it holds a DICOM file, decompress it ({}) to dump it"
+_EXTRACTED = "; if it holds DICOM files, extract them ({}) to dump them"
+PACKED = {
+    "study.zip": ("it is a ZIP archive" + _EXTRACTED.format("unzip"),
+                  lambda data: zipfile.ZipFile(io.BytesIO(data)).read(CT)),
+    "study.tar": ("it is a tar archive" + _EXTRACTED.format("tar xf"),
+                  lambda data: tarfile.open(fileobj=io.BytesIO(data)).extractfile(CT).read()),
+    "ct.dcm.bz2": ("it is bzip2-compressed" + _UNPACKED.format("bunzip2"), bz2.decompress),
+    "ct.dcm.xz": ("it is xz-compressed" + _UNPACKED.format("unxz"), lzma.decompress),
+    "empty.7z": ("it is a 7-Zip archive" + _EXTRACTED.format("7z x"), None),
+    "empty.zst": ("it is zstd-compressed" + _UNPACKED.format("unzstd"), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKED))
+def test_a_packed_file_is_named_with_the_way_to_unpack_it(dirty, tmp_path, name):
+    root, out, _ = dirty
+    errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
+    reason, unpack = PACKED[name]
+    packed = root / "bad" / name
+    assert errors[str(packed)] == f"NotDicomError: not a DICOM file: {reason}"
+    if unpack is not None:  # what it holds is the DICOM file packed
+        unpacked = tmp_path / "unpacked.dcm"
+        unpacked.write_bytes(unpack(packed.read_bytes()))
+        assert fastdump.read_tags(unpacked)["00080060"]["Value"] == ["CT"]
 
 
 def test_good_files_are_dumped_as_if_alone(dirty, tmp_path):
