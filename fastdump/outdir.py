@@ -1,5 +1,5 @@
-"""OUTDIR's shared files, and writing them: whole lines or nothing, and one typed
-error when the disk says no.
+"""OUTDIR's shared files, its lock (one run at a time), and writing them: whole lines
+or nothing, and one typed error when the disk says no.
 
 Beside a format's own output, every OUTDIR holds ``errors.jsonl`` (one line per
 file that could not be read), ``summary.json`` and ``fastdump.json`` (which
@@ -30,7 +30,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputWriteError
+from .errors import OutputDirError, OutputWriteError
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: OUTDIR is used without a lock
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,70 @@ class LineFile:
                 exc.filename = str(self.path)
             raise
         self._size += len(data)
+
+
+class Hold:
+    """A run's exclusive lock on OUTDIR (``flock`` on the directory itself).
+
+    The system drops it when the process ends, however it ends: a run killed
+    with ``kill -9`` leaves nothing to clean up before ``--resume``. A filesystem
+    that has no locks (some network ones) is used without. ``out=None`` (``-o -``):
+    there is no OUTDIR, nothing is held.
+    """
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self._fd: int | None = None
+
+    def again(self) -> None:
+        """Hold OUTDIR as it is now: made since the last call, or removed and made anew."""
+        if self.out is None or fcntl is None:
+            return
+        try:
+            fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing to hold yet; claiming OUTDIR says what is wrong with it
+        if self._fd is not None and _same_file(fd, self._fd):
+            os.close(fd)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputDirError(
+                f"OUTDIR {self.out} is in use by another fastdump run: wait for it to end "
+                "(or stop it), then run this command again") from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in _NO_LOCKS:
+                raise output_error(self.out, exc) from exc
+            return
+        self.release()
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_NO_LOCKS = {errnos.ENOLCK, errnos.EOPNOTSUPP, errnos.ENOSYS, errnos.EINVAL}
+
+
+def _same_file(a: int, b: int) -> bool:
+    sa, sb = os.fstat(a), os.fstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+@contextlib.contextmanager
+def holding(out: Path | None) -> Iterator[Hold]:
+    """:class:`Hold` OUTDIR (if it exists yet) for the block."""
+    hold = Hold(out)
+    try:
+        hold.again()
+        yield hold
+    finally:
+        hold.release()
 
 
 def atomic_write(target: Path, data: bytes, *, parents: bool = True) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 from . import compat, hotpath, ledger, stopping
 from .batching import BatchSizer, batches
 from .errors import InputNotFoundError, OptionError, OutputWriteError
-from .formats import FORMATS, for_output
+from .formats import FORMATS, STDOUT, for_output
 from .formats.base import Format, Writer
 from .formats.stdout import StdoutClosed
-from .outdir import writing
+from .outdir import holding, writing
 from .pool import StartingPool, WalkSoFar, run_batches
 from .selection import parse_tags
 from .shard import Shard, check_resume, check_shard, in_shard, label
@@ -99,39 +99,43 @@ def dump(
     shard = check_shard(shard)
     _check_inputs(paths, files_from)
     out = Path(out_dir)
-    fmt.claim(out, resume, overwrite)
-    if resume:
-        check_resume(out, fmt.read_summary(out), shard)
-    with writing(out):
-        opts = fmt.prepare(out, opts, resume)
-    # --resume: what OUTDIR holds, indexed on disk (a file in OUTDIR, deleted at the end)
-    previous = fmt.load_ledger(out) if resume else None
-    with writing(out):
-        writer = fmt.open_writer(out, paths if files_from is None else [])
-    summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
-    # several inputs, or a list (which may name a file twice), may reach a file twice
-    job = _Job(summary, fmt, previous, writer, progress, shard, scheduler,
-               dedupe=len(paths) > 1 or files_from is not None)
-    # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
-    # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
-    with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
-        try:
-            with stopping.interruptible():
-                job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs,
-                            batch_size)
-        except (KeyboardInterrupt, OutputWriteError, StdoutClosed) as exc:
-            job.stopped(exc)
-        finally:
-            job.close()
-        if previous is not None:
-            with contextlib.closing(previous):
-                if not summary.interrupted:
-                    job.settle()
-        summary.pydicom_version = compat.pydicom_version()
-        summary.hot_path = hotpath.hot_path()
-        job.write_summary()
-    if job.failure is not None:
-        raise job.failure
+    # Held from before OUTDIR is looked at to the end: a second run into it (the same
+    # command started twice, a --resume while the first still runs) is refused.
+    with holding(out if os.fspath(out_dir) != STDOUT else None) as hold:
+        fmt.claim(out, resume, overwrite)
+        hold.again()  # OUTDIR made now, or anew by --overwrite
+        if resume:
+            check_resume(out, fmt.read_summary(out), shard)
+        with writing(out):
+            opts = fmt.prepare(out, opts, resume)
+        # --resume: what OUTDIR holds, indexed on disk (a file in OUTDIR, deleted at the end)
+        previous = fmt.load_ledger(out) if resume else None
+        with writing(out):
+            writer = fmt.open_writer(out, paths if files_from is None else [])
+        summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
+        # several inputs, or a list (which may name a file twice), may reach a file twice
+        job = _Job(summary, fmt, previous, writer, progress, shard, scheduler,
+                   dedupe=len(paths) > 1 or files_from is not None)
+        # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
+        # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
+        with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
+            try:
+                with stopping.interruptible():
+                    job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs,
+                                batch_size)
+            except (KeyboardInterrupt, OutputWriteError, StdoutClosed) as exc:
+                job.stopped(exc)
+            finally:
+                job.close()
+            if previous is not None:
+                with contextlib.closing(previous):
+                    if not summary.interrupted:
+                        job.settle()
+            summary.pydicom_version = compat.pydicom_version()
+            summary.hot_path = hotpath.hot_path()
+            job.write_summary()
+        if job.failure is not None:
+            raise job.failure
     return summary
 
 
