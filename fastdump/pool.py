@@ -18,6 +18,7 @@ whose rest this process reads sooner than workers would (at most
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import compat
 from .source import is_url
-from .stopping import deferred, ignore_stop_signals, stop_executor
+from .stopping import deferred, start_worker, stop_executor
 from .types import Batch, BatchResult, Entry, Options, Outcome, Problem
 from .worker import failed, process_batch, read_batch
 
@@ -350,9 +351,10 @@ def _executor(workers: int) -> Any:
     from joblib.externals.loky import get_reusable_executor
 
     # the same arguments every time: other ones would make loky start a new pool.
-    # Workers ignore the stop signals: the parent stops them (see fastdump.stopping).
+    # Workers ignore the stop signals (the parent stops them) and die with the parent
+    # (see fastdump.stopping.start_worker).
     return get_reusable_executor(max_workers=workers, timeout=60,
-                                 initializer=ignore_stop_signals)
+                                 initializer=start_worker, initargs=(os.getpid(),))
 
 
 def run_batches(

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -235,12 +236,34 @@ def interruptible() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def ignore_stop_signals() -> None:
+def start_worker(parent: int) -> None:
     """Worker initializer: the parent stops its workers; a stop signal sent to the
     whole process group must not kill them first (their batches would look lost to
-    a crash). Covers workers started where :func:`deferred` did not block them."""
+    a crash). Covers workers started where :func:`deferred` did not block them.
+
+    And a worker dies with ``parent``, its parent process: killed alone (``kill -9``,
+    the kernel's OOM killer), the parent could stop nothing, and its workers lived
+    on for good, one blocked sending a result no one would read, the others on
+    the queue it held. On Linux only (``PR_SET_PDEATHSIG``).
+    """
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    if sys.platform.startswith("linux") and _die_with_parent() and os.getppid() != parent:
+        os._exit(1)  # the parent was gone before the signal was asked for
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> bool:
+    """Ask the kernel for SIGKILL when this process's parent ends; whether it agreed."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def stop_executor(executor: Any) -> None:

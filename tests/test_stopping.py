@@ -23,7 +23,7 @@ from fastdump import stopping
 
 from . import test_runner_kill
 from .conftest import pydicom_file, regular_files
-from .process_tree import wait_all_gone
+from .process_tree import session, wait_all_gone
 from .test_runner_kill import dump_cmd, records
 
 # the ~2,000-file archive of the kill -9 tests, and its records from a clean run
@@ -105,6 +105,22 @@ def test_signal_stops_cleanly_leaves_no_process_and_resume_finishes(
     stderr, gone_after = finish(proc)
     check_clean_stop(proc, stderr, out, signum)
     print(f"{signal.Signals(signum).name}: every process gone {gone_after:.2f} s after exit")
+    check_resume(big_archive, out, reference)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_workers_of_a_parent_killed_alone_die_with_it(big_archive, reference, tmp_path):
+    out = tmp_path / "out"
+    proc, _ = start_run(big_archive, out)
+    deadline = time.monotonic() + 60
+    while sum("popen_loky_posix" in p for p in session(proc.pid)) < 2:  # its workers are up
+        assert time.monotonic() < deadline, session(proc.pid)
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # the parent alone (kill -9 PID, the OOM killer)
+    proc.communicate(timeout=60)
+    # loky's idle workers would end after their 60 s timeout; one blocked sending a
+    # result, never
+    print(f"every process gone {wait_all_gone(proc.pid, timeout=10):.2f} s after the kill")
     check_resume(big_archive, out, reference)
 
 
