@@ -110,67 +110,80 @@ def _walk_dir(
 ) -> Iterator[list[Found]]:
     # An explicit stack instead of recursion: archives can nest deeper than
     # Python's recursion limit, and followed symlinks can form loops.
-    stack = [(root, root_st)]
+    stack = [(root, (root_st.st_dev, root_st.st_ino))]
     while stack:
-        directory, dir_st = stack.pop()
-        key = (dir_st.st_dev, dir_st.st_ino)
+        directory, key = stack.pop()
         if key in visited_dirs:
             continue  # a symlink loop, or a directory reached twice
         visited_dirs.add(key)
         try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda e: e.name)
+            # Names only, looked at CHUNK at a time: a directory of a million files
+            # holds ~70 bytes a file here, where os.DirEntry objects and the stat
+            # results they keep held ~850.
+            names = sorted(os.listdir(directory))
         except OSError as exc:
             yield [Problem(directory, _os_reason(exc, "cannot list directory"))]
             continue
-        if directory != root and (mark := _fastdump_output(children)):
+        if directory != root and (mark := _fastdump_output(directory, names)):
             # This run's own OUTDIR inside a PATH, or an earlier run's: its files are
             # fastdump's output, not the archive's (and this run's grow as it goes).
             yield [Skipped(directory, f"fastdump's output (it holds {mark}): not walked")]
             continue
-        subdirs = []
-        listed: list[Found] = []
-        once: list[int] = []  # which of listed are files met once at most (not problems)
-        for child in children:
-            found, subdir, counted = _classify(child, follow_symlinks)
-            if found is not None:
-                if counted:
-                    once.append(len(listed))
-                listed.append(found)
-            if subdir is not None:
-                subdirs.append(subdir)
-        if once and not isinstance(seen, _Unseen):
-            first = seen.first_time([listed[i].path for i in once])
-            repeated = {i for i, new in zip(once, first, strict=True) if not new}
-            listed = [f for i, f in enumerate(listed) if i not in repeated]
-        for start in range(0, len(listed), CHUNK):
-            yield listed[start:start + CHUNK]
+        subdirs: list[tuple[str, tuple[int, int]]] = []
+        for start in range(0, len(names), CHUNK):
+            chunk = _chunk(directory, names[start:start + CHUNK], follow_symlinks, seen,
+                           subdirs)
+            if chunk:
+                yield chunk
         stack.extend(reversed(subdirs))
 
 
-def _fastdump_output(children: list[os.DirEntry]) -> str | None:
+def _chunk(directory: str, names: list[str], follow_symlinks: bool,
+           seen: SeenPaths | _Unseen, subdirs: list[tuple[str, tuple[int, int]]]
+           ) -> list[Found]:
+    """What ``names`` in ``directory`` are: the files and problems to hand on (those met
+    before left out); their subdirectories go to ``subdirs``."""
+    listed: list[Found] = []
+    once: list[int] = []  # which of listed are files met once at most (not problems)
+    for name in names:
+        found, subdir, counted = _classify(os.path.join(directory, name), follow_symlinks)
+        if found is not None:
+            if counted:
+                once.append(len(listed))
+            listed.append(found)
+        if subdir is not None:
+            subdirs.append(subdir)
+    if once and not isinstance(seen, _Unseen):
+        first = seen.first_time([listed[i].path for i in once])
+        repeated = {i for i, new in zip(once, first, strict=True) if not new}
+        listed = [f for i, f in enumerate(listed) if i not in repeated]
+    return listed
+
+
+def _fastdump_output(directory: str, names: list[str]) -> str | None:
     """The name of the fastdump manifest among a directory's entries, if one is there."""
-    for child in children:
-        if child.name in MANIFESTS and child.is_file() and is_manifest(child.path):
-            return child.name
+    for name in MANIFESTS.intersection(names):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and is_manifest(path):
+            return name
     return None
 
 
 def _classify(
-    child: os.DirEntry, follow_symlinks: bool
-) -> tuple[Found | None, tuple[str, os.stat_result] | None, bool]:
+    path: str, follow_symlinks: bool
+) -> tuple[Found | None, tuple[str, tuple[int, int]] | None, bool]:
     """What a directory entry is: a file (and whether it counts against ``seen``), or a
-    subdirectory to walk."""
-    path = child.path
+    subdirectory to walk (and its device and inode)."""
     try:
-        is_link = child.is_symlink()
-        if is_link and not follow_symlinks:
-            return Skipped(path, "symlink (use --follow-symlinks to follow)"), None, False
-        st = child.stat(follow_symlinks=True)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if not follow_symlinks:
+                return Skipped(path, "symlink (use --follow-symlinks to follow)"), None, False
+            st = os.stat(path)
     except OSError as exc:
         return Problem(path, _os_reason(exc, "cannot stat")), None, False
     if stat.S_ISDIR(st.st_mode):
-        return None, (path, st), False
+        return None, (path, (st.st_dev, st.st_ino)), False
     if stat.S_ISREG(st.st_mode):
         return Entry(path, st.st_size, st.st_mtime), None, True
     return Skipped(path, "not a regular file"), None, True

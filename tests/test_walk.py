@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fastdump.walk import Entry, Problem, Skipped, read_path_list, walk
+from fastdump.walk import CHUNK, Entry, Problem, Skipped, read_path_list, walk, walk_chunks
 
 
 def test_walk_is_sorted_recursive_and_stats(tmp_path):
@@ -83,3 +83,16 @@ def test_a_fastdump_outdir_below_an_input_is_skipped_whole(tmp_path):
     # named as an input, an OUTDIR is walked as asked
     assert [os.path.relpath(f.path, tmp_path) for f in walk([str(tmp_path / "out")])] == [
         "out/dump.jsonl", "out/fastdump.json", "out/sub/2"]
+
+
+def test_a_big_directory_is_handed_on_a_chunk_at_a_time_in_order(tmp_path):
+    (tmp_path / "flat").mkdir()
+    for i in range(2 * CHUNK + 500):
+        (tmp_path / "flat" / f"im{i:05}").write_bytes(b"")
+    (tmp_path / "flat" / "im00700.d").mkdir()  # a subfolder among the files: walked after them
+    (tmp_path / "flat" / "im00700.d" / "x").write_bytes(b"")
+    chunks = list(walk_chunks([str(tmp_path)]))
+    assert [len(c) for c in chunks] == [CHUNK - 1, CHUNK, 501, 1]  # 2,501 names, one a folder
+    paths = [f.path for c in chunks for f in c]
+    assert paths[:-1] == sorted(str(p) for p in (tmp_path / "flat").iterdir() if p.is_file())
+    assert paths[-1] == str(tmp_path / "flat" / "im00700.d" / "x")
