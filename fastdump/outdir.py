@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errnos
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -255,6 +256,9 @@ def holding(out: Path | None) -> Iterator[Hold]:
         hold.release()
 
 
+_TEMPORARY = itertools.count()
+
+
 def atomic_write(target: Path, data: bytes, *, parents: bool = True) -> None:
     """Write ``data`` to ``target`` so that no reader ever sees half of it.
 
@@ -264,7 +268,8 @@ def atomic_write(target: Path, data: bytes, *, parents: bool = True) -> None:
     """
     if parents:
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # Not named after the target: a target's name may be as long as a name can be.
+    tmp = target.with_name(f".fastdump-{os.getpid()}-{next(_TEMPORARY)}.tmp")
     try:
         with open(tmp, "wb") as fp:
             fp.write(data)

@@ -8,6 +8,7 @@ mirrored under OUTDIR, so two ``IM0001`` in different folders never collide.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ class TagsFormat(Format):
         return serialize_tags
 
     def open_writer(self, out: Path, roots: Sequence[str]) -> Writer:
-        return TagsWriter(out, self, TagsLayout(roots))
+        return TagsWriter(out, self, TagsLayout(roots, name_max(out)))
 
     def merger(self, tmp: Path) -> Merger:
         return TagsMerger(self, tmp)
@@ -73,6 +74,10 @@ class TagsWriter(Writer):
                 (self.out_dir / old["tags_file"]).unlink(missing_ok=True)
 
 
+_SUFFIX = "_tags.txt"
+NAME_MAX = 255  # bytes in a file name, on most filesystems
+
+
 class TagsLayout:
     """Where a file's tag list goes: its path relative to the inputs, mirrored under OUTDIR.
 
@@ -81,7 +86,8 @@ class TagsLayout:
     collides; a path outside it is mirrored whole.
     """
 
-    def __init__(self, roots: Sequence[str]) -> None:
+    def __init__(self, roots: Sequence[str], name_max: int = NAME_MAX) -> None:
+        self.name_max = name_max  # bytes in a name, where the lists are written
         absolute = [os.path.abspath(r) for r in roots]
         if not absolute:
             self.base = os.getcwd()
@@ -99,7 +105,32 @@ class TagsLayout:
         # extension of the .dcm one so that neither overwrites the other.
         if stem != name and os.path.lexists(os.path.join(os.path.dirname(path), stem)):
             stem = name
-        return os.path.join(folder, f"{stem}_tags.txt")
+        return os.path.join(folder, _fitting(stem, name, self.name_max) + _SUFFIX)
+
+
+def name_max(out: Path) -> int:
+    """The longest name, in bytes, OUTDIR's filesystem takes (eCryptfs: 143)."""
+    try:
+        return os.pathconf(out, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def _fitting(stem: str, name: str, name_max: int) -> str:
+    """``stem``, or when it is too long for a name once ``_tags.txt`` is added, as many of
+    its first characters as fit, ``~`` and a hash of the whole ``name`` (so that two long
+    names that start alike stay apart)."""
+    if len(os.fsencode(stem)) + len(_SUFFIX) <= name_max:
+        return stem
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = name_max - len(_SUFFIX) - len(digest) - 1
+    kept, size = [], 0
+    for char in stem:  # whole characters: a name's UTF-8 is never cut in two
+        size += len(os.fsencode(char))
+        if size > room:
+            break
+        kept.append(char)
+    return f"{''.join(kept)}~{digest}"
 
 
 class TagsMerger(Merger):

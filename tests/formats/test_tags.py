@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+
 import pydicom
 
 import fastdump
@@ -54,6 +59,35 @@ def test_tags_layout_never_overwrites(tmp_path):
     layout = TagsLayout([str(tmp_path)])
     targets = {layout.relative_target(str(tmp_path / "a" / n)) for n in ("X", "X.dcm", "Y.dcm")}
     assert targets == {"a/X_tags.txt", "a/X.dcm_tags.txt", "a/Y_tags.txt"}
+
+
+def test_names_too_long_for_a_tag_list_are_cut_with_a_hash_and_all_dumped(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    # 251 and 250 bytes: names a filesystem takes, too long once "_tags.txt" is added
+    names = ["a" * 250 + "1", "a" * 250 + "2", "é" * 125, "short.dcm"]
+    for name in names:
+        shutil.copy(pydicom_file("CT_small.dcm"), src / name)
+    result = run_cli("dump", src, "-o", tmp_path / "o", "--format", "tags", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    index = {json.loads(line)["path"]: json.loads(line)["tags_file"]
+             for line in (tmp_path / "o" / "index.jsonl").read_text().splitlines()}
+    assert set(index) == {str(src / n) for n in names}
+    assert len(set(index.values())) == 4 and index[str(src / "short.dcm")] == "short_tags.txt"
+    expected = (tmp_path / "o" / "short_tags.txt").read_bytes()
+    for tags_file in index.values():
+        assert len(os.fsencode(tags_file)) <= 255
+        assert (tmp_path / "o" / tags_file).read_bytes() == expected
+    cut = index[str(src / names[0])]
+    assert cut.startswith("a" * 200) and re.fullmatch(r"a+~[0-9a-f]{16}_tags\.txt", cut)
+
+
+def test_a_filesystem_with_shorter_names_gets_shorter_tag_lists(tmp_path):
+    layout = TagsLayout([str(tmp_path)], name_max=143)  # eCryptfs
+    target = layout.relative_target(str(tmp_path / ("é" * 100)))
+    assert len(os.fsencode(target)) <= 143 and target.endswith("_tags.txt")
+    # 143 - len("_tags.txt") - len("~") - 16 hex = 117 bytes: 58 whole characters of 2 bytes
+    assert target.startswith("é" * 58 + "~")
 
 
 def test_format_tags_from_the_command_line(tmp_path):
