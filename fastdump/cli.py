@@ -79,9 +79,9 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                         "(DS, FL, FD, IS, UT, LT, US, UL...; e.g. RT contour points) out of the "
                         "output: written as BulkDataURI, never read")
     p.add_argument("--tags", metavar="TAG,...",
-                   help="dump only these top-level elements (keywords or 8-hex-digit tags, "
-                        "e.g. PatientID,StudyInstanceUID,00080060); each file is read only "
-                        "up to the last of them")
+                   help="dump only these top-level elements (keywords, 8-hex-digit tags or "
+                        "(gggg,eeee), e.g. PatientID,StudyInstanceUID,00080060,'(0008,0020)'); "
+                        "each file is read only up to the last of them")
     p.add_argument("--bulk-threshold", type=int, default=1024, metavar="BYTES",
                    help="binary values whose base64 form is longer than this are not read "
                         "but written as a BulkDataURI (file, offset, length); default 1024")

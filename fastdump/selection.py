@@ -22,16 +22,18 @@ if TYPE_CHECKING:
     from .source import BoundedReader
 
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+# "(0010,0010)", as dcmdump and --format tags write a tag: one item of the list
+_PAIR = re.compile(r"\(\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*\)")
 
 
 def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
-    """``"PatientID,0020000D"`` (or a list of keywords/ints) -> a set of tags.
+    """``"PatientID,0020000D,(0008,0060)"`` (or a list of keywords/ints) -> a set of tags.
 
     Raises :class:`~fastdump.errors.OptionError` naming an unknown keyword.
     """
     if spec is None:
         return None
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = _PAIR.sub(r"\1\2", spec).split(",") if isinstance(spec, str) else list(spec)
     tags = set()
     for item in items:
         if isinstance(item, int):
@@ -48,12 +50,14 @@ def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
 def _tag_of(item: str) -> int:
     if _HEX_TAG.fullmatch(item):
         return _checked(int(item, 16), item)
+    if pair := _PAIR.fullmatch(item):  # an item of a list: not split at its comma
+        return _checked(int(pair[1] + pair[2], 16), item)
     tag = dictionary.tag_for_keyword(item)
     if tag is None:
         hint = _close_keywords(item)
         raise OptionError(
             f"--tags: unknown DICOM keyword {item!r}{hint}; give keywords as in the standard "
-            "(PatientID, StudyInstanceUID) or tags as 8 hex digits (00100020)"
+            "(PatientID, StudyInstanceUID) or tags as 8 hex digits (00100020) or (0010,0020)"
         )
     return _checked(tag, item)
 

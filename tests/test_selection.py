@@ -19,6 +19,15 @@ def test_parse_tags_accepts_keywords_and_hex():
     assert parse_tags(None) is None
 
 
+def test_parse_tags_takes_tags_as_dcmdump_and_format_tags_write_them():
+    assert parse_tags("(0010,0020),Modality, ( 0020 , 000d ),(7FE0,0010)") == {
+        0x00100020, 0x00080060, 0x0020000D, 0x7FE00010}
+    assert parse_tags(["(0008,0060)"]) == {0x00080060}
+    for spec in ("0010,0020", "(0010,0020", "(0010,00200)"):  # a bare pair is two items
+        with pytest.raises(OptionError, match="or tags as 8 hex digits .00100020. or .0010,0020."):
+            parse_tags(spec)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("PatientsName", "did you mean PatientName"),
     ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
