@@ -11,6 +11,7 @@ so OUT never holds half a merge.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -25,7 +26,7 @@ from .errors import InputNotFoundError, MergeError, OutputDirError
 from .formats import get_format
 from .formats.base import Format
 from .lines import parse_prefix
-from .outdir import atomic_write, find_manifest
+from .outdir import atomic_write, find_manifest, holding
 from .shard import check_shard
 from .types import SKIPPED_EXAMPLES, Summary
 
@@ -42,9 +43,16 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Su
     sources = [Path(p) for p in inputs]
     if not sources:
         raise MergeError("nothing to merge: give the output directories to join")
+    with contextlib.ExitStack() as held:
+        # no run may write an input while it is read (nor start to); each held once
+        for src in dict.fromkeys(src.resolve() for src in sources):
+            held.enter_context(holding(src))
+        return _merge(sources, Path(out_dir), started)
+
+
+def _merge(sources: list[Path], out: Path, started: float) -> Summary:
     fmt = _one_format(sources)
     summaries = [_finished_summary(src, fmt) for src in sources]
-    out = Path(out_dir)
     tmp = _scratch_dir(out, sources)
     summary = Summary(out_dir=str(out), format=fmt.name)
     try:

@@ -9,7 +9,9 @@ import pytest
 
 import fastdump
 from fastdump.cli import main
+from fastdump.errors import OutputDirError
 from fastdump.formats import get_format
+from fastdump.outdir import holding
 
 from . import helpers
 from .conftest import pydicom_file, regular_files
@@ -113,6 +115,18 @@ def test_unfinished_runs_are_refused(tmp_path):
     (b / "summary.json").unlink()  # killed before the end
     with pytest.raises(fastdump.MergeError, match="unfinished run"):
         fastdump.merge([a, b], tmp_path / "m")
+
+
+def test_an_input_a_run_is_writing_is_refused_and_an_input_named_twice_too(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"])
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"])
+    with holding(b):  # as a run into b does (a --resume of it)
+        with pytest.raises(OutputDirError, match=f"OUTDIR {b.resolve()} is in use by another"):
+            fastdump.merge([a, b], tmp_path / "m")
+    assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".*merging"))
+    with pytest.raises(fastdump.MergeError, match="is in both"):
+        fastdump.merge([a, a], tmp_path / "m")
+    assert fastdump.merge([a, b], tmp_path / "m").ok == 2
 
 
 def test_parquet_rows_without_ledger_lines_are_refused(tmp_path):
