@@ -84,6 +84,7 @@ def is_manifest(path: str) -> bool:
         return False
     return head.startswith(b"{") and b'"fastdump_version"' in head
 
+
 _SPACE = "free space, then run the same command with --resume"
 _ADVICE = {
     errnos.ENOSPC: _SPACE,

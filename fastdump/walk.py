@@ -118,7 +118,7 @@ def _walk_dir(
         visited_dirs.add(key)
         try:
             # Names only, looked at CHUNK at a time: a directory of a million files
-            # holds ~70 bytes a file here, where os.DirEntry objects and the stat
+            # holds ~90 bytes a file here, where os.DirEntry objects and the stat
             # results they keep held ~850.
             names = sorted(os.listdir(directory))
         except OSError as exc:
