@@ -138,6 +138,9 @@ _BZIP2_WHAT = ("it is bzip2-compressed; if it holds a DICOM file, decompress it 
                "to dump it")
 
 
+_NO_MARKER = "no 'DICM' marker at offset 128 and no DICOM element at offset 0"
+
+
 def has_preamble(head: bytes) -> bool:
     """The 128-byte preamble and the ``DICM`` marker (``head``: the file's first bytes)."""
     return len(head) >= 132 and head[128:132] == b"DICM"
@@ -151,9 +154,6 @@ def not_dicom_reason(head: bytes) -> str | None:
     if not has_preamble(head) and not looks_like_raw_dataset(head):
         return f"not a DICOM file: {_packed(head) or _NO_MARKER}"
     return None
-
-
-_NO_MARKER = "no 'DICM' marker at offset 128 and no DICOM element at offset 0"
 
 
 def _packed(head: bytes) -> str | None:

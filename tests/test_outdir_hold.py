@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def dumped(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm"):
-        (src / name).write_bytes(open(pydicom_file(name), "rb").read())
+        shutil.copy(pydicom_file(name), src / name)
     out = tmp_path / "out"
     fastdump.dump([src], out, progress=False)
     return src, out
