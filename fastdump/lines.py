@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from typing import Any
 
@@ -19,19 +20,85 @@ import orjson
 
 from .types import Stat
 
+# The fields whose exact value printable() keeps beside their shown one
+EXACT = ("path", "tags_file")
+
 _DECODER = json.JSONDecoder()
 _STAT = re.compile(rb',"size":(null|\d+),"mtime":(null|-?[0-9.eE+-]+)')
+_EXACT_PATH = re.compile(rb',"path_base64":"([A-Za-z0-9+/=]*)"')
 
 
 def dumps_line(record: dict[str, Any]) -> bytes:
-    """One JSON line. Paths that are not valid UTF-8 keep their surrogate escapes."""
+    """One JSON line, always valid UTF-8 (see :func:`printable`)."""
     try:
         return orjson.dumps(record, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
-        # orjson refuses lone surrogates (undecodable file names); the standard
-        # library writes them as \\udcXX escapes, which read back to the same str.
-        text = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=_json_default)
-        return text.encode() + b"\n"
+        # orjson refuses lone surrogates: a file name that is not UTF-8
+        return orjson.dumps(printable(record), default=_json_default,
+                            option=orjson.OPT_APPEND_NEWLINE)
+
+
+def dumps_json(obj: Any, option: int = 0) -> bytes:
+    """``orjson.dumps``, for JSON that may name files whose names are not UTF-8."""
+    try:
+        return orjson.dumps(obj, option=option)
+    except TypeError:
+        return orjson.dumps(printable(obj), option=option)
+
+
+def printable(record: Any) -> Any:
+    """``record`` with every string valid Unicode, for JSON every tool reads.
+
+    A file name that is not UTF-8 reaches Python as a str holding lone
+    surrogates; written as ``\\udcXX`` escapes, one such name made DuckDB
+    refuse the whole dump.jsonl. Its bytes that are not UTF-8 show as ``\\xNN``
+    instead (as in the Parquet ``path`` column), and the exact name of the fields
+    that must be opened again (``path``, ``tags_file``) is kept beside them, as
+    base64 of its bytes, in ``path_base64`` (right after ``mtime``, in the
+    prefix :func:`parse_prefix` reads) and ``tags_file_base64``.
+    """
+    if isinstance(record, str):
+        return shown(record)
+    if isinstance(record, list | tuple):
+        return [printable(v) for v in record]
+    if not isinstance(record, dict):
+        return record
+    out: dict[Any, Any] = {}
+    pending = None  # path_base64, until mtime is written
+    for name, value in record.items():
+        out[name] = printable(value)
+        if name in EXACT and isinstance(value, str) and out[name] != value:
+            encoded = base64.b64encode(_raw(value)).decode("ascii")
+            if name == "path" and "mtime" in record:
+                pending = encoded
+            else:
+                out[f"{name}_base64"] = encoded
+        if name == "mtime" and pending is not None:
+            out["path_base64"] = pending
+    return out
+
+
+def shown(text: str) -> str:
+    """``text`` as valid Unicode: the bytes of surrogate escapes as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _raw(text).decode("utf-8", "backslashreplace")
+
+
+def _raw(text: str) -> bytes:
+    """The bytes of a name as the system gave them."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name holds
+        return text.encode("utf-8", "surrogatepass")
+
+
+def exact(entry: dict[str, Any], name: str) -> Any:
+    """A field of a parsed line as it was before :func:`printable`: the name to open."""
+    encoded = entry.get(f"{name}_base64")
+    return entry[name] if encoded is None else os.fsdecode(base64.b64decode(encoded))
 
 
 def _json_default(obj: Any) -> Any:
@@ -49,9 +116,13 @@ def parse_prefix(line: bytes) -> tuple[str, Stat] | None:
         path, end = _DECODER.raw_decode(text, 8)
     except ValueError:
         return None
-    match = _STAT.match(text[end:].encode("utf-8", "surrogateescape"))
+    tail = text[end:].encode("utf-8", "surrogateescape")
+    match = _STAT.match(tail)
     if not isinstance(path, str) or match is None:
         return None
     size = None if match[1] == b"null" else int(match[1])
     mtime = None if match[2] == b"null" else float(match[2])
+    exact_path = _EXACT_PATH.match(tail, match.end())
+    if exact_path is not None:  # the name is not UTF-8: see printable()
+        path = os.fsdecode(base64.b64decode(exact_path[1]))
     return path, (size, mtime)

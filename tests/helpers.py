@@ -8,7 +8,6 @@ function whose arguments say what it does.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -40,22 +39,10 @@ def jsonl_lines(path: str | os.PathLike, missing_ok: bool = False) -> list[bytes
     return path.read_bytes().splitlines()
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
 def parse_line(line: bytes | str) -> dict:
-    """One JSON line, which must be valid JSON.
-
-    orjson first; a line it refuses is given to json, which accepts the
-    ``\\udcXX`` escapes (lone surrogates) fastdump writes for the bytes of a
-    file name that is not UTF-8, and nothing else orjson refuses (not NaN or
-    Infinity, not invalid UTF-8).
-    """
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line, parse_constant=_not_json)
+    """One JSON line, which must be valid JSON that every tool reads: orjson refuses
+    NaN, Infinity, invalid UTF-8 and lone surrogate escapes (DuckDB refuses those too)."""
+    return orjson.loads(line)
 
 
 def read_jsonl(path: str | os.PathLike, missing_ok: bool = False) -> list[dict]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
 
 import orjson
 import pytest
@@ -96,3 +98,35 @@ def test_errors_on_standard_output_are_pointed_to_there(tmp_path):
     assert orjson.loads(result.stdout)["error"].startswith("NotDicomError")
     assert 'lines with an "error" key on standard output' in result.stderr
     assert "errors.jsonl" not in result.stderr
+
+
+def test_names_that_are_not_utf8_give_json_every_tool_reads(tmp_path):
+    """Latin-1 names from an old export: the lines stay valid UTF-8 (DuckDB read none of
+    dump.jsonl for one such name), the exact names stay in path_base64 for --resume."""
+    import duckdb
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    raw = os.fsencode(archive)
+    shutil.copy(pydicom_file("CT_small.dcm"), os.path.join(raw, b"caf\xe9.dcm"))
+    with open(os.path.join(raw, b"not dicom \xe9.txt"), "wb") as fp:
+        fp.write(b"plain text")
+    os.mkfifo(os.path.join(raw, b"pipe\xff"))  # skipped: named in summary.json
+    out = tmp_path / "o"
+    result = run_cli("dump", archive, "-o", out, "--no-progress")
+    assert result.returncode == 0, result.stderr  # it was a traceback writing summary.json
+    assert "1 dumped, 1 errors, 1 skipped" in result.stderr
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["skipped_examples"][0]["path"] == str(archive / "pipe\\xff")
+    for name, shown, exact in (("dump.jsonl", "caf\\xe9.dcm", b"caf\xe9.dcm"),
+                               ("errors.jsonl", "not dicom \\xe9.txt", b"not dicom \xe9.txt")):
+        ((path, path_base64),) = duckdb.sql(
+            f"select path, path_base64 from read_json_auto('{out / name}')").fetchall()
+        assert path == str(archive / shown)
+        assert base64.b64decode(path_base64) == os.path.join(raw, exact)
+    again = run_cli("dump", archive, "-o", out, "--resume", "--no-progress")
+    assert again.returncode == 0 and "2 unchanged" in again.stderr, again.stderr
+    os.remove(os.path.join(raw, b"caf\xe9.dcm"))
+    again = run_cli("dump", archive, "-o", out, "--resume", "--no-progress")
+    assert "1 unchanged, 1 gone" in again.stderr, again.stderr
+    assert jsonl_lines(out / "dump.jsonl") == []

@@ -3,10 +3,13 @@ reads back without parsing the record behind them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
-from fastdump.lines import dumps_line, parse_prefix
+import orjson
+
+from fastdump.lines import dumps_json, dumps_line, exact, parse_prefix
 from fastdump.record import error_record
 
 
@@ -19,9 +22,35 @@ def test_parse_prefix_reads_path_size_mtime():
     assert parse_prefix(b"garbage") is None
 
 
-def test_non_utf8_path_round_trips():
+def test_a_name_that_is_not_utf8_is_written_as_valid_utf8_and_kept_exactly():
     path = os.fsdecode(b"/data/caf\xe9.dcm")
-    line = dumps_line({"path": path, "size": 1, "mtime": 2.0})
-    assert json.loads(line)["path"] == path
+    line = dumps_line({"path": path, "size": 1, "mtime": 2.0, "error": f"OSError: {path}"})
+    line.decode("utf-8")  # no invalid UTF-8, and no lone surrogate escapes either:
+    record = orjson.loads(line)  # orjson (like DuckDB) refuses those
+    assert record["path"] == "/data/caf\\xe9.dcm" == record["error"][len("OSError: "):]
+    assert list(record)[:4] == ["path", "size", "mtime", "path_base64"]
+    assert base64.b64decode(record["path_base64"]) == b"/data/caf\xe9.dcm"
+    assert exact(record, "path") == path
     assert parse_prefix(line) == (path, (1, 2.0))
-    assert os.fsencode(json.loads(line)["path"]) == b"/data/caf\xe9.dcm"
+
+
+def test_a_line_written_before_names_were_made_valid_utf8_is_still_read():
+    path = os.fsdecode(b"/data/caf\xe9.dcm")
+    old = json.dumps({"path": path, "size": 1, "mtime": 2.0}, separators=(",", ":")).encode()
+    assert b"\\udce9" in old
+    assert parse_prefix(old) == (path, (1, 2.0))
+
+
+def test_summary_json_of_a_name_that_is_not_utf8():
+    path = os.fsdecode(b"/data/f\xffifo")
+    text = dumps_json({"skipped_examples": [{"path": path, "reason": "not a regular file"}]})
+    (example,) = orjson.loads(text)["skipped_examples"]
+    assert example["path"] == "/data/f\\xffifo" and exact(example, "path") == path
+    assert dumps_json({"a": "é"}) == orjson.dumps({"a": "é"})
+
+
+def test_other_names_are_written_as_they_are():
+    for path in ("/data/café.dcm", "/data/back\\xe9slash.dcm", "/data/tab\there.dcm"):
+        line = dumps_line({"path": path, "size": 1, "mtime": 2.0})
+        assert orjson.loads(line) == {"path": path, "size": 1, "mtime": 2.0}
+        assert parse_prefix(line) == (path, (1, 2.0))

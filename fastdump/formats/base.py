@@ -21,7 +21,7 @@ import orjson
 from .. import ledger
 from .._version import __version__
 from ..errors import OptionError, OutputDirError
-from ..lines import dumps_line
+from ..lines import dumps_json, dumps_line
 from ..outdir import PLAIN, LineFile, SideFiles, atomic_write, find_manifest, writing
 from ..types import Options, Outcome, Summary
 
@@ -149,7 +149,7 @@ class Format:
     def write_summary(self, out: Path, summary: Summary) -> None:
         # parents=False: a removed OUTDIR is an error, not made again holding only this
         atomic_write(out / self.files.summary,
-                     orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2), parents=False)
+                     dumps_json(summary.to_dict(), option=orjson.OPT_INDENT_2), parents=False)
 
     def read_summary(self, out: Path) -> dict[str, Any] | None:
         path = out / self.files.summary

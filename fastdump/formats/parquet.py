@@ -39,7 +39,7 @@ import orjson
 from .. import dictionary, ledger
 from ..compat import import_optional
 from ..errors import MergeError, OptionError, OutputDirError
-from ..lines import dumps_line
+from ..lines import dumps_line, shown
 from ..outdir import PLAIN, UNDERSCORED, atomic_write
 from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
@@ -127,7 +127,7 @@ def check_columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None
 
 def serialize_parquet(record: dict[str, Any], opts: Options) -> tuple:
     """A record -> one row: path, size, mtime, the tag columns, meta, dataset, warnings."""
-    row: list[Any] = [_text(record["path"]), record["size"], record["mtime"]]
+    row: list[Any] = [shown(record["path"]), record["size"], record["mtime"]]
     for keyword in opts.columns or DEFAULT_COLUMNS:
         col = column(keyword)
         element = record["meta" if col.in_meta else "dataset"].get(col.key)
@@ -159,7 +159,7 @@ def _scalar(value: Any, kind: str) -> Any:
         if kind == "text":
             if isinstance(value, dict):  # PN: {"Alphabetic": ..., "Ideographic": ...}
                 value = value.get("Alphabetic")
-            return None if value is None else _text(str(value))
+            return None if value is None else shown(str(value))
         if value is None or isinstance(value, bool):
             return None
         if kind == "int":
@@ -184,15 +184,6 @@ def _date(value: Any) -> datetime.date | None:
     if len(text) != 8 or not text.isdigit():
         return None
     return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
-
-
-def _text(value: str) -> str:
-    """Arrow strings must be UTF-8: undecodable bytes (surrogate escapes) become ``\\xNN``."""
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _json(value: Any) -> str:
@@ -430,7 +421,7 @@ def _listed(index: Path) -> dict[str, set[Key]]:
 
 
 def _key(entry: dict[str, Any]) -> Key:
-    return (_text(entry["path"]), entry["size"], entry["mtime"])
+    return (shown(entry["path"]), entry["size"], entry["mtime"])
 
 
 def _num_rows(part: Path) -> int | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import MergeError
+from ..lines import exact
 from ..outdir import atomic_write
 from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
@@ -69,9 +70,9 @@ class TagsWriter(Writer):
     def forget(self, line: bytes, gone: bool) -> None:
         # A vanished file's tag list goes too; a changed file's was rewritten in place.
         if gone:
-            old = json.loads(line.decode("utf-8", "surrogateescape"))
+            old = json.loads(line.decode("utf-8", "surrogateescape"))  # older \udcXX lines too
             if old.get("tags_file"):
-                (self.out_dir / old["tags_file"]).unlink(missing_ok=True)
+                (self.out_dir / exact(old, "tags_file")).unlink(missing_ok=True)
 
 
 _SUFFIX = "_tags.txt"
@@ -137,7 +138,7 @@ class TagsMerger(Merger):
     """Copies each tag list beside its ledger line; two inputs writing one list are refused."""
 
     def copy(self, src: Path, line: bytes, out: BinaryIO) -> None:
-        tags_file = json.loads(line)["tags_file"]
+        tags_file = exact(json.loads(line), "tags_file")
         target = self.tmp / tags_file
         if target.exists():
             raise MergeError(f"two inputs write the tag list {tags_file} (the second is {src}): "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -95,3 +96,24 @@ def test_format_tags_from_the_command_line(tmp_path):
                      "--format", "tags")
     assert result.returncode == 0
     assert (tmp_path / "o" / "CT_small_tags.txt").read_text().startswith("(0008,0005)\n")
+
+
+def test_tag_lists_of_names_that_are_not_utf8_are_found_again(tmp_path):
+    """Their ledger lines show the names as valid UTF-8 and keep the exact ones, by which
+    a resume removes the tag list of a file that is gone."""
+    src = tmp_path / "src"
+    src.mkdir()
+    odd = os.path.join(os.fsencode(src), b"caf\xe9.dcm")
+    shutil.copy(pydicom_file("CT_small.dcm"), odd)
+    shutil.copy(pydicom_file("MR_small.dcm"), src / "plain.dcm")
+    out = tmp_path / "o"
+    fastdump.dump([src], out, format="tags", jobs=1, progress=False)
+    lines = {line["path"]: line for line in read_jsonl(out / "index.jsonl")}  # orjson reads them
+    line = lines[str(src / "caf\\xe9.dcm")]
+    assert line["tags_file"] == "caf\\xe9_tags.txt"
+    tags_file = out / os.fsdecode(base64.b64decode(line["tags_file_base64"]))
+    assert os.fsencode(tags_file).endswith(b"/caf\xe9_tags.txt") and tags_file.exists()
+    os.remove(odd)
+    again = fastdump.dump([src], out, format="tags", jobs=1, progress=False, resume=True)
+    assert (again.unchanged, again.gone) == (1, 1)
+    assert not tags_file.exists() and (out / "plain_tags.txt").exists()
