@@ -11,7 +11,7 @@ from .record import FileTimeout, describe_failure, error_record
 from .record import read_record as _read
 from .selection import parse_tags
 from .types import Entry, Problem, ReadSettings
-from .walk import walk
+from .walk import PathArg, path_args, walk
 
 TagSpec = str | Iterable[str | int] | None
 
@@ -51,14 +51,14 @@ def read_tags(
 
 
 def iter_records(
-    paths: Iterable[str | os.PathLike],
+    paths: PathArg | Iterable[PathArg],
     *,
     bulk_threshold: int = 1024,
     tags: TagSpec = None,
     bulk_any_vr: bool = False,
     follow_symlinks: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Yield a record, or an error record, per file under ``paths``.
+    """Yield a record, or an error record, per file under ``paths`` (one path, or several).
 
     An error record is the errors.jsonl line: ``{"path", "size", "mtime",
     "error"}`` and, for a truncated file, ``"partial"``. Runs in this process,
@@ -66,7 +66,7 @@ def iter_records(
     :func:`fastdump.dump` for whole archives.
     """
     settings = _settings(bulk_threshold, tags, bulk_any_vr)
-    for found in walk((os.fspath(p) for p in paths), follow_symlinks=follow_symlinks):
+    for found in walk(path_args(paths), follow_symlinks=follow_symlinks):
         if isinstance(found, Problem):
             yield error_record(found.path, found.error, found.size, found.mtime)
         elif isinstance(found, Entry):

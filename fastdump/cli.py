@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from typing import IO, TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import hotpath, stopping
 from ._version import __version__
@@ -107,16 +107,15 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
 def _run_dump(args: argparse.Namespace) -> int:
     from .runner import dump  # the heavy imports, only for this command
 
-    with _path_list(args.files_from) as files_from:
-        summary = dump(
-            args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,
-            overwrite=args.overwrite, progress=not args.no_progress,
-            bulk_threshold=args.bulk_threshold, files_from=files_from,
-            follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
-            scheduler=args.scheduler, columns=args.columns, shard=args.shard,
-            tags=args.tags, bulk_any_vr=args.bulk_any_vr,
-            fetch_concurrency=args.fetch_concurrency,
-        )
+    summary = dump(
+        args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,
+        overwrite=args.overwrite, progress=not args.no_progress,
+        bulk_threshold=args.bulk_threshold, files_from=args.files_from,
+        follow_symlinks=args.follow_symlinks, file_timeout=args.file_timeout,
+        scheduler=args.scheduler, columns=args.columns, shard=args.shard,
+        tags=args.tags, bulk_any_vr=args.bulk_any_vr,
+        fetch_concurrency=args.fetch_concurrency,
+    )
     if summary.signal == "SIGPIPE":  # -o -: the reader went away; as cat would, quietly
         _silence_stdout()
         return stopping.exit_code(signal.SIGPIPE)
@@ -124,22 +123,6 @@ def _run_dump(args: argparse.Namespace) -> int:
     if summary.interrupted:  # stopped by a signal: 128 + its number, as a shell reports it
         return stopping.exit_code(getattr(signal, summary.signal or "SIGINT"))
     return 0
-
-
-@contextlib.contextmanager
-def _path_list(name: str | None) -> Iterator[IO[str] | None]:
-    """--files-from: standard input for '-', else the file, closed at the end."""
-    if name is None:
-        yield None
-    elif name == "-":
-        yield sys.stdin
-    else:
-        try:
-            fp = open(name, encoding="utf-8", errors="surrogateescape")
-        except OSError as exc:
-            raise FastdumpError(f"cannot read --files-from {name}: {exc.strerror}") from None
-        with fp:
-            yield fp
 
 
 def _silence_stdout() -> None:

@@ -42,7 +42,7 @@ from .types import (
     Skipped,
     Summary,
 )
-from .walk import read_path_list, walk_chunks
+from .walk import PathArg, path_args, path_list, read_path_list, walk_chunks
 
 _WALK_AHEAD = 5_000  # files the walk may find ahead of the workers: seconds of work
 BAR_DELAY = 0.5  # seconds before the progress bar shows
@@ -51,7 +51,7 @@ __all__ = ["FORMATS", "Summary", "dump"]
 
 
 def dump(
-    paths: Iterable[str] = (),
+    paths: PathArg | Iterable[PathArg] = (),
     out_dir: str | os.PathLike = "fastdump-out",
     *,
     format: str = "jsonl",
@@ -60,7 +60,7 @@ def dump(
     overwrite: bool = False,
     progress: bool = True,
     bulk_threshold: int = 1024,
-    files_from: Iterable[str] | None = None,
+    files_from: PathArg | Iterable[str] | None = None,
     follow_symlinks: bool = False,
     file_timeout: float | None = 300.0,
     batch_size: int | None = None,
@@ -73,8 +73,9 @@ def dump(
 ) -> Summary:
     """Dump every DICOM file under ``paths`` (and ``files_from``) into ``out_dir``.
 
-    ``paths`` are files or directories (walked recursively); ``files_from`` is
-    an iterable of lines, one path each (e.g. an open file). Bad files become
+    ``paths`` are files or directories (walked recursively): one path, or several;
+    ``files_from`` is a list of paths, one per line: a file's name (``"-"``:
+    standard input), or its lines (an open file, a list). Bad files become
     lines of ``errors.jsonl``; they never stop the run. Raises
     :class:`~fastdump.errors.FastdumpError` subclasses for unusable requests.
 
@@ -87,7 +88,7 @@ def dump(
     take (see :mod:`fastdump.batching`). ``fetch_concurrency``: for URLs, the header
     requests each worker keeps in flight (see :class:`fastdump.remote.Heads`).
     """
-    paths = [os.fspath(p) for p in paths]
+    inputs = list(path_args(paths))
     jobs = resolve_jobs(jobs)
     _check_options(bulk_threshold, batch_size, file_timeout, fetch_concurrency)
     fmt = for_output(format, out_dir)
@@ -97,11 +98,12 @@ def dump(
                                      columns=_columns(columns),
                                      fetch_concurrency=fetch_concurrency))
     shard = check_shard(shard)
-    _check_inputs(paths, files_from)
+    _check_inputs(inputs, files_from)
     out = Path(out_dir)
     # Held from before OUTDIR is looked at to the end: a second run into it (the same
     # command started twice, a --resume while the first still runs) is refused.
-    with holding(out if os.fspath(out_dir) != STDOUT else None) as hold:
+    with holding(out if os.fspath(out_dir) != STDOUT else None) as hold, \
+            path_list(files_from) as files_from:
         fmt.claim(out, resume, overwrite)
         hold.again()  # OUTDIR made now, or anew by --overwrite
         if resume:
@@ -111,17 +113,17 @@ def dump(
         # --resume: what OUTDIR holds, indexed on disk (a file in OUTDIR, deleted at the end)
         previous = fmt.load_ledger(out) if resume else None
         with writing(out):
-            writer = fmt.open_writer(out, paths if files_from is None else [])
+            writer = fmt.open_writer(out, inputs if files_from is None else [])
         summary = Summary(out_dir=str(out), format=format, jobs=jobs, shard=label(shard))
         # several inputs, or a list (which may name a file twice), may reach a file twice
         job = _Job(summary, fmt, previous, writer, progress, shard, scheduler,
-                   dedupe=len(paths) > 1 or files_from is not None)
+                   dedupe=len(inputs) > 1 or files_from is not None)
         # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
         # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
         with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
             try:
                 with stopping.interruptible():
-                    job.process(_inputs(paths, files_from), follow_symlinks, opts, jobs,
+                    job.process(_inputs(inputs, files_from), follow_symlinks, opts, jobs,
                                 batch_size)
             except (KeyboardInterrupt, OutputWriteError, StdoutClosed) as exc:
                 job.stopped(exc)
@@ -504,7 +506,7 @@ def _columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:
     return tuple(columns.split(",") if isinstance(columns, str) else columns)
 
 
-def _check_inputs(paths: list[str], files_from: Iterable[str] | None) -> None:
+def _check_inputs(paths: list[str], files_from: PathArg | Iterable[str] | None) -> None:
     if not paths and files_from is None:
         raise InputNotFoundError("nothing to dump: give at least one PATH or --files-from")
     for path in paths:

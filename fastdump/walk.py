@@ -10,16 +10,51 @@ stays flat however many files there are; a single input keeps no per-file state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 
+from .errors import InputNotFoundError
 from .index import SeenPaths
 from .outdir import MANIFESTS, is_manifest
 from .source import is_url
 from .types import Entry, Found, Problem, Skipped
 
 CHUNK = 1000  # most files in one chunk: a bigger directory is handed on in several
+
+
+PathArg = str | bytes | os.PathLike
+
+
+def path_args(paths: PathArg | Iterable[PathArg]) -> Iterator[str]:
+    """The PATHs of a run as str: one path (a str, a Path) is one PATH.
+
+    Iterated, a str would be its characters, and ``"/"`` among them the root.
+    """
+    if isinstance(paths, str | bytes | os.PathLike):
+        paths = [paths]
+    return (os.fsdecode(p) for p in paths)
+
+
+@contextlib.contextmanager
+def path_list(source: PathArg | Iterable[str] | None) -> Iterator[Iterable[str] | None]:
+    """--files-from: lines as given (an open file, a list); a name is that file's
+    lines, opened here and closed at the end; ``"-"`` is standard input."""
+    if not isinstance(source, str | bytes | os.PathLike):
+        yield source
+        return
+    name = os.fsdecode(source)
+    if name == "-":
+        yield sys.stdin
+        return
+    try:
+        fp = open(name, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise InputNotFoundError(f"cannot read --files-from {name}: {exc.strerror}") from None
+    with fp:
+        yield fp
 
 
 def read_path_list(lines: Iterable[str]) -> Iterator[str]:

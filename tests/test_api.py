@@ -24,6 +24,14 @@ def test_iter_records_equals_a_dump(archive, tmp_path, kwargs):
     assert sorted(got) == sorted(expected)
 
 
+def test_iter_records_of_one_path(archive):
+    study = archive / "study"
+    expected = [r["path"] for r in fastdump.iter_records([study])]
+    assert len(expected) == len(regular_files(study))
+    for one in (study, str(study)):  # not its characters: "/" is the root
+        assert [r["path"] for r in fastdump.iter_records(one)] == expected
+
+
 def test_iter_records_describes_a_truncated_file_as_errors_jsonl_does():
     (record,) = fastdump.iter_records([pydicom_file("rtplan_truncated.dcm")])
     assert record["error"].startswith("TruncatedError: the file is truncated")

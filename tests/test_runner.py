@@ -88,6 +88,25 @@ def test_files_from(archive, tmp_path):
     assert error["path"].endswith("missing.dcm") and "FileNotFoundError" in error["error"]
 
 
+def test_one_path_is_one_path_and_a_list_may_be_named(archive, tmp_path):
+    """``dump("/data/archive", ...)`` iterated the string: "/" (the root), "d", ...;
+    ``files_from="list.txt"`` made a path of each character of the name."""
+    study = archive / "study"
+    for one in (str(study), study, os.fsencode(study)):
+        out = tmp_path / f"o-{type(one).__name__}"
+        summary = fastdump.dump(one, out, progress=False, jobs=1)
+        assert sorted(accounted(out)) == sorted(regular_files(study))
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{study / 'series1' / 'IM0001'}\r\n")  # made on Windows
+    for name in (str(listing), listing):
+        summary = fastdump.dump([], tmp_path / f"l-{type(name).__name__}", files_from=name,
+                                progress=False, jobs=1)
+        assert (summary.files, summary.ok) == (1, 1)
+    with pytest.raises(fastdump.InputNotFoundError, match="cannot read --files-from"):
+        fastdump.dump([], tmp_path / "never", files_from=tmp_path / "missing.txt")
+    assert not (tmp_path / "never").exists()
+
+
 def test_refuses_a_non_empty_out_dir_without_resume(archive, tmp_path):
     study = archive / "study"
     fastdump.dump([study], tmp_path / "o", progress=False)
