@@ -132,6 +132,15 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
+def _kinds(s: Summary, most: int = 4) -> str:
+    """' (1106 NotDicomError, 3 TruncatedError)': an archive's noise apart from its damage."""
+    kinds = sorted(s.error_kinds.items(), key=lambda kind: (-kind[1], kind[0]))
+    shown = [f"{count} {kind}" for kind, count in kinds[:most]]
+    if len(kinds) > most:
+        shown.append(f"{sum(count for _, count in kinds[most:])} other")
+    return f" ({', '.join(shown)})" if shown else ""
+
+
 def _report(s: Summary) -> None:
     resumed = f", {s.unchanged} unchanged, {s.gone} gone" if (s.unchanged or s.gone) else ""
     if s.shard:
@@ -144,10 +153,10 @@ def _report(s: Summary) -> None:
     files = get_format(s.format).files  # (Parquet's start with "_")
     if s.errors and s.out_dir == "-":
         print('fastdump: the files that could not be read are the lines with an "error" key '
-              "on standard output", file=sys.stderr)
+              f"on standard output{_kinds(s)}", file=sys.stderr)
     elif s.errors:
-        print(f"fastdump: see {s.out_dir}/{files.errors} for the files that could not be read",
-              file=sys.stderr)
+        print(f"fastdump: see {s.out_dir}/{files.errors} for the files that could not be "
+              f"read{_kinds(s)}", file=sys.stderr)
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "

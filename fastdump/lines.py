@@ -101,6 +101,17 @@ def exact(entry: dict[str, Any], name: str) -> Any:
     return entry[name] if encoded is None else os.fsdecode(base64.b64decode(encoded))
 
 
+def error_kind(line: bytes) -> str:
+    """The type of an errors.jsonl line's error (``NotDicomError``), its text up to ':'."""
+    at = line.find(b',"error":"')
+    if at < 0:
+        return "unknown"
+    at += len(b',"error":"')
+    end = min((i for i in (line.find(b":", at), line.find(b'"', at)) if i >= 0),
+              default=len(line))
+    return line[at:end].decode("utf-8", "replace") or "unknown"
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode("ascii")

@@ -25,7 +25,7 @@ from . import ledger
 from .errors import InputNotFoundError, MergeError, OutputDirError
 from .formats import get_format
 from .formats.base import Format
-from .lines import parse_prefix
+from .lines import error_kind, parse_prefix
 from .outdir import atomic_write, find_manifest, holding
 from .shard import check_shard
 from .types import SKIPPED_EXAMPLES, Summary
@@ -78,7 +78,7 @@ def _copy_all(fmt: Format, sources: list[Path], tmp: Path, summary: Summary) -> 
         for src in sources:
             for line in _lines(src / fmt.files.errors, src, seen, summary):
                 errors.write(line)
-                summary.errors += 1
+                summary.count_error(error_kind(line))
             merger.start(src)
             for line in _lines(src / fmt.ledger_name, src, seen, summary):
                 merger.copy(src, line, out)

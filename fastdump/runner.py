@@ -23,6 +23,7 @@ from .errors import InputNotFoundError, OptionError, OutputWriteError
 from .formats import FORMATS, STDOUT, for_output
 from .formats.base import Format, Writer
 from .formats.stdout import StdoutClosed
+from .lines import error_kind
 from .outdir import holding, writing
 from .pool import StartingPool, WalkSoFar, run_batches
 from .selection import parse_tags
@@ -234,7 +235,7 @@ class _Job:
         for outcome in outcomes:
             if outcome.error_line is not None:
                 self.writer.write_error(outcome.error_line)
-                s.errors += 1
+                s.count_error(error_kind(outcome.error_line))
             else:
                 self.writer.write(outcome)
                 s.ok += 1
@@ -248,10 +249,10 @@ class _Job:
         self.writer.write_lines(lines.records)
         for line in lines.errors:
             self.writer.write_error(line)
+            s.count_error(error_kind(line))
         for reason in lines.fallbacks:
             self._fell_back(reason)
         s.ok += lines.dumped
-        s.errors += len(lines.errors)
         s.bytes += lines.nbytes
         return lines.dumped + len(lines.errors)
 

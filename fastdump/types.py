@@ -126,6 +126,7 @@ class Summary:
     files: int = 0  # regular files found by the walk
     ok: int = 0  # dumped this run
     errors: int = 0  # reported in errors.jsonl this run
+    error_kinds: dict[str, int] = field(default_factory=dict)  # of those, by error type
     skipped: int = 0  # symlinks not followed, FIFOs, sockets...
     # the first SKIPPED_EXAMPLES of them, {"path", "reason"}: capped, as a million symlinks
     # would otherwise make a summary as long as the archive's listing
@@ -149,6 +150,11 @@ class Summary:
     pydicom_version: str = ""
     hot_path: str = ""  # "compiled" or "pure": which fastread/fastjson ran (hotpath.py)
     extra: dict = field(default_factory=dict)
+
+    def count_error(self, kind: str) -> None:
+        """One more line in errors.jsonl, of this error type."""
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -80,7 +80,8 @@ def test_skipped_entries_are_named_in_the_summary(tmp_path, fmt):
     assert "1 dumped, 1 errors, 2 skipped" in result.stderr
     files = get_format(fmt).files  # (Parquet's start with "_")
     # the lines name the files where they are
-    assert f"see {out / files.errors} for the files" in result.stderr
+    assert f"see {out / files.errors} for the files that could not be read (1 NotDicomError)" \
+        in result.stderr
     assert f"{out / files.summary} names the entries skipped" in result.stderr
     summary = orjson.loads((out / files.summary).read_bytes())
     assert (summary["files"], summary["ok"], summary["skipped"]) == (2, 1, 2)

@@ -9,7 +9,7 @@ import os
 
 import orjson
 
-from fastdump.lines import dumps_json, dumps_line, exact, parse_prefix
+from fastdump.lines import dumps_json, dumps_line, error_kind, exact, parse_prefix
 from fastdump.record import error_record
 
 
@@ -54,3 +54,11 @@ def test_other_names_are_written_as_they_are():
         line = dumps_line({"path": path, "size": 1, "mtime": 2.0})
         assert orjson.loads(line) == {"path": path, "size": 1, "mtime": 2.0}
         assert parse_prefix(line) == (path, (1, 2.0))
+
+
+def test_error_kind_is_the_error_type():
+    odd = os.fsdecode(b"/data/caf\xe9: x.dcm")  # a ':' in the name, and not UTF-8
+    line = dumps_line(error_record(odd, "TruncatedError: ends at 12", 3, 4.0))
+    assert error_kind(line) == "TruncatedError"
+    assert error_kind(dumps_line(error_record("/x", "FileTimeout", None, None))) == "FileTimeout"
+    assert error_kind(b'{"path":"/x","size":1,"mtime":2.0}') == "unknown"

@@ -77,6 +77,7 @@ def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
     summary = orjson.loads((merged / get_format(fmt).files.summary).read_bytes())
     assert (summary["files"], summary["ok"], summary["errors"]) == (
         whole.files, whole.ok, whole.errors)
+    assert summary["error_kinds"] == whole.error_kinds and len(whole.error_kinds) >= 2
     assert summary["extra"]["missing_shards"] == []
     assert not list(tmp_path.glob(".*merging"))
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections import Counter
 
 import pytest
 
@@ -43,6 +44,10 @@ def test_every_bad_file_is_one_line(dirty):
     root, out, summary = dirty
     assert sorted(accounted(out)) == sorted(regular_files(root))
     assert summary.files == len(GOOD) + len(CASES)
+    # counted by type, as errors.jsonl spells them ("NotDicomError: not a DICOM file: ...")
+    kinds = Counter(line["error"].split(":")[0] for line in read_jsonl(out / "errors.jsonl"))
+    assert summary.error_kinds == dict(kinds) and len(kinds) >= 3
+    assert sum(kinds.values()) == summary.errors
 
 
 @pytest.mark.parametrize("name", [n for n, (_, kind) in CASES.items() if kind == "error"])
