@@ -68,6 +68,11 @@ def _checked(tag: int, item: str) -> int:
             f"--tags: {item!r} is not a dataset element (the meta group is always written; "
             "item tags are not elements)"
         )
+    if tag in dicom.PIXEL_TAGS:  # it would select nothing, silently, in every file
+        raise OptionError(
+            f"--tags: {item!r} is pixel data, which fastdump never reads: it dumps headers, "
+            "reading each file up to its pixel data (a full dump has no pixel data either)"
+        )
     return tag
 
 

@@ -20,8 +20,8 @@ def test_parse_tags_accepts_keywords_and_hex():
 
 
 def test_parse_tags_takes_tags_as_dcmdump_and_format_tags_write_them():
-    assert parse_tags("(0010,0020),Modality, ( 0020 , 000d ),(7FE0,0010)") == {
-        0x00100020, 0x00080060, 0x0020000D, 0x7FE00010}
+    assert parse_tags("(0010,0020),Modality, ( 0020 , 000d ),(FFFC,FFFC)") == {
+        0x00100020, 0x00080060, 0x0020000D, 0xFFFCFFFC}
     assert parse_tags(["(0008,0060)"]) == {0x00080060}
     for spec in ("0010,0020", "(0010,0020", "(0010,00200)"):  # a bare pair is two items
         with pytest.raises(OptionError, match="or tags as 8 hex digits .00100020. or .0010,0020."):
@@ -33,6 +33,10 @@ def test_parse_tags_takes_tags_as_dcmdump_and_format_tags_write_them():
     ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
     ("00020010", "meta group is always written"),
     (",", "at least one tag"),
+    # selected nothing, silently: no record holds pixel data
+    ("PixelData,Rows", "'PixelData' is pixel data, which fastdump never reads"),
+    ("(7FE0,0008)", "is pixel data"),
+    ([0x00280010, 0x7FE00009], "is pixel data"),
 ])
 def test_parse_tags_rejects_what_it_cannot_use(spec, message):
     with pytest.raises(OptionError, match=message):
