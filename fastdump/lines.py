@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,20 +31,16 @@ _EXACT_PATH = re.compile(rb',"path_base64":"([A-Za-z0-9+/=]*)"')
 
 def dumps_line(record: dict[str, Any]) -> bytes:
     """One JSON line, always valid UTF-8 (see :func:`printable`)."""
-    try:
-        return orjson.dumps(record, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        # orjson refuses lone surrogates: a file name that is not UTF-8
-        return orjson.dumps(printable(record), default=_json_default,
-                            option=orjson.OPT_APPEND_NEWLINE)
+    return dumps_json(record, orjson.OPT_APPEND_NEWLINE, _json_default)
 
 
-def dumps_json(obj: Any, option: int = 0) -> bytes:
+def dumps_json(obj: Any, option: int = 0, default: Callable[[Any], Any] | None = None) -> bytes:
     """``orjson.dumps``, for JSON that may name files whose names are not UTF-8."""
     try:
-        return orjson.dumps(obj, option=option)
+        return orjson.dumps(obj, default=default, option=option)
     except TypeError:
-        return orjson.dumps(printable(obj), option=option)
+        # orjson refuses lone surrogates: a file name that is not UTF-8
+        return orjson.dumps(printable(obj), default=default, option=option)
 
 
 def printable(record: Any) -> Any:

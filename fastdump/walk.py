@@ -33,7 +33,7 @@ def path_args(paths: PathArg | Iterable[PathArg]) -> Iterator[str]:
 
     Iterated, a str would be its characters, and ``"/"`` among them the root.
     """
-    if isinstance(paths, str | bytes | os.PathLike):
+    if isinstance(paths, PathArg):
         paths = [paths]
     return (os.fsdecode(p) for p in paths)
 
@@ -42,7 +42,7 @@ def path_args(paths: PathArg | Iterable[PathArg]) -> Iterator[str]:
 def path_list(source: PathArg | Iterable[str] | None) -> Iterator[Iterable[str] | None]:
     """--files-from: lines as given (an open file, a list); a name is that file's
     lines, opened here and closed at the end; ``"-"`` is standard input."""
-    if not isinstance(source, str | bytes | os.PathLike):
+    if not isinstance(source, PathArg):
         yield source
         return
     name = os.fsdecode(source)
