@@ -94,7 +94,8 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                    help="follow symlinks found inside directories (skipped by default)")
     p.add_argument("--file-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="give up on a file after this long and report it (default 300)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (a bar on a terminal; a line every 30 s in a log)")
     p.add_argument("--fetch-concurrency", type=int, default=FETCH_CONCURRENCY, metavar="N",
                    help="for s3:// and other URLs: header requests each worker keeps in "
                         f"flight (default {FETCH_CONCURRENCY})")

@@ -14,6 +14,7 @@ a file kills its worker every time.)
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -36,6 +37,26 @@ NO_WORKER_TIMEOUT = 600.0  # seconds without any worker before the run gives up
 RESTART_TIMEOUT = 120.0  # seconds for a nanny to restart a worker stuck on a file
 _POLL = 5.0
 STARTED_TOPIC = "fastdump-file-started"  # events: a file read alone starts on a worker
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Before OUTDIR is touched: ``distributed`` is installed and a ``tcp://`` scheduler
+    accepts connections. Found only once the run had made OUTDIR, a mistyped address
+    left it holding an empty run (which the next attempt had to --resume or
+    --overwrite), or, with --overwrite, the earlier run already deleted."""
+    import_optional("distributed", "dask", "--scheduler")
+    if scheduler == "local":
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(scheduler)
+    if scheme != "tcp":
+        return  # tls://, ucx://...: left to the client
+    try:
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as exc:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
 
 
 class DaskPool:

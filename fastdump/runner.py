@@ -47,6 +47,7 @@ from .walk import PathArg, path_args, path_list, read_path_list, walk_chunks
 
 _WALK_AHEAD = 5_000  # files the walk may find ahead of the workers: seconds of work
 BAR_DELAY = 0.5  # seconds before the progress bar shows
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
 __all__ = ["FORMATS", "Summary", "dump"]
 
@@ -100,6 +101,10 @@ def dump(
                                      fetch_concurrency=fetch_concurrency))
     shard = check_shard(shard)
     _check_inputs(inputs, files_from)
+    if scheduler is not None:
+        from .dask_pool import check_scheduler  # only --scheduler needs Dask
+
+        check_scheduler(scheduler)
     out = Path(out_dir)
     # Held from before OUTDIR is looked at to the end: a second run into it (the same
     # command started twice, a --resume while the first still runs) is refused.
@@ -338,8 +343,20 @@ class _Job:
 
 
 def _progress_bar(progress: bool) -> Any:
-    """The progress bar on stderr; without one, a stand-in."""
-    return _DelayedBar() if progress else _NoBar()
+    """The progress bar on stderr; a line now and then where no bar can show; or nothing."""
+    if not progress:
+        return _NoBar()
+    return _DelayedBar() if _shows_a_bar(sys.stderr) else _ProgressLines()
+
+
+def _shows_a_bar(stream: Any) -> bool:
+    """A terminal, or a notebook (whose output area draws tqdm's ``\\r`` updates)."""
+    if "ipykernel" in type(stream).__module__:
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 class _DelayedBar:
@@ -383,6 +400,39 @@ class _DelayedBar:
         self._bar.start_t -= time.perf_counter() - self._since
         self._bar.set_postfix_str(self._postfix, refresh=False)
         self._bar.update(self._done)
+
+
+class _ProgressLines:
+    """Progress for a log file (a batch job's stderr): one plain line every :data:`LOG_EVERY`
+    seconds. tqdm there would append up to ten ``\\r``-joined updates a second, one
+    "line" of megabytes over a long run."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._since = self._last = time.perf_counter()
+        self._done = 0
+        self._postfix = ""
+
+    def update(self, n: int) -> None:
+        self._done += n
+        now = time.perf_counter()
+        if now - self._last >= LOG_EVERY:
+            self._last = now
+            print(self._line(now - self._since), file=sys.stderr, flush=True)
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self._postfix = text
+
+    def close(self) -> None:
+        pass  # the closing line follows
+
+    def _line(self, elapsed: float) -> str:
+        share = f" ({100 * self._done / self.total:.0f}%)" if self.total else ""
+        minutes, seconds = divmod(int(elapsed), 60)
+        parts = [f"fastdump: {self._done:,}/{self.total:,} files{share} in "
+                 f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}",
+                 f"{self._done / elapsed:.1f} files/s", self._postfix]
+        return ", ".join(part for part in parts if part)
 
 
 class _NoBar:

@@ -47,7 +47,9 @@ def path_list(source: PathArg | Iterable[str] | None) -> Iterator[Iterable[str] 
         return
     name = os.fsdecode(source)
     if name == "-":
-        yield sys.stdin
+        if sys.stdin is None:
+            raise InputNotFoundError("cannot read --files-from -: standard input is closed")
+        yield _stdin_lines()
         return
     try:
         fp = open(name, encoding="utf-8", errors="surrogateescape")
@@ -55,6 +57,23 @@ def path_list(source: PathArg | Iterable[str] | None) -> Iterator[Iterable[str] 
         raise InputNotFoundError(f"cannot read --files-from {name}: {exc.strerror}") from None
     with fp:
         yield fp
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Standard input's lines, any bytes a file name may hold kept as they are.
+
+    sys.stdin decodes strictly in a UTF-8 locale: ``find | fastdump dump
+    --files-from -`` would end in a traceback at the first Latin-1 name.
+    """
+    if sys.stdin.isatty():  # else the run would seem to hang, waiting for input
+        print("fastdump: reading paths from standard input, one per line "
+              "(end with Ctrl-D)", file=sys.stderr, flush=True)
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # replaced by a text stream (a test, an embedding program)
+        yield from sys.stdin
+        return
+    for line in raw:
+        yield os.fsdecode(line)
 
 
 def read_path_list(lines: Iterable[str]) -> Iterator[str]:

@@ -34,6 +34,53 @@ def test_python_m_fastdump_and_files_from_stdin(archive, tmp_path):
     assert "file/s" not in result.stderr  # --no-progress: no bar
 
 
+def test_files_from_stdin_keeps_names_that_are_not_utf8(tmp_path):
+    # In a UTF-8 locale (en_US.UTF-8) Python's stdin decodes strictly: a Latin-1 name
+    # in `find | fastdump dump --files-from -` ended the run with a traceback.
+    raw = os.fsencode(tmp_path)
+    name = os.path.join(raw, b"caf\xe9.dcm")
+    shutil.copy(pydicom_file("CT_small.dcm"), name)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as such a locale does
+    result = run_cli("dump", "--files-from", "-", "-o", tmp_path / "o", "--no-progress",
+                     stdin=name + b"\r\n\n", text=False, env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    (line,) = jsonl_lines(tmp_path / "o" / "dump.jsonl")
+    assert base64.b64decode(orjson.loads(line)["path_base64"]) == name
+
+
+def test_files_from_a_terminal_says_it_waits_for_paths(tmp_path):
+    import pty
+    import subprocess
+
+    from .helpers import cli_command
+
+    master, slave = pty.openpty()
+    with subprocess.Popen(cli_command("dump", "--files-from", "-", "-o", tmp_path / "o",
+                                      "--no-progress"),
+                          stdin=slave, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        os.close(slave)
+        os.write(master, os.fsencode(pydicom_file("CT_small.dcm")) + b"\n\x04")  # Ctrl-D
+        err = proc.communicate(timeout=120)[1].decode()
+    os.close(master)
+    assert proc.returncode == 0, err
+    assert "reading paths from standard input" in err and "Ctrl-D" in err
+    assert len(jsonl_lines(tmp_path / "o" / "dump.jsonl")) == 1
+
+
+def test_files_from_a_closed_stdin_is_a_usage_error(tmp_path):
+    import subprocess
+
+    from .helpers import cli_command
+
+    result = subprocess.run(cli_command("dump", "--files-from", "-", "-o", tmp_path / "o"),
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            preexec_fn=lambda: os.close(0), timeout=120)
+    assert result.returncode == 2, result.stderr
+    closed = "cannot read --files-from -: standard input is closed"
+    assert result.stderr == f"fastdump: error: {closed}\n"
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["dump", "/no/such/dir", "-o", "{tmp}/o"], "no such file or directory: /no/such/dir"),
     (["dump", "{ct}", "-o", "{ct}"], "is a file"),

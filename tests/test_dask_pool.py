@@ -197,13 +197,18 @@ def test_local_cluster_from_the_command_line(archive, local_run, tmp_path):
     assert set(got) == set(local_run)
 
 
-def test_unreachable_scheduler_is_one_line_exit_2(tmp_path):
+@pytest.mark.parametrize("earlier_run", [False, True])
+def test_unreachable_scheduler_is_one_line_exit_2_and_outdir_untouched(tmp_path, earlier_run):
+    out = tmp_path / "out"
+    if earlier_run:  # and --overwrite: not deleted for a run that cannot start
+        assert run_cli("dump", pydicom_file("MR_small.dcm"), "-o", out).returncode == 0
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir()) if earlier_run else None
     port = free_port()  # nothing listens there
     proc = subprocess.run(
         [sys.executable, "-c",
          "import sys, fastdump.dask_pool as d, fastdump.cli as c; d.CONNECT_TIMEOUT = 2; "
          "sys.exit(c.main(sys.argv[1:]))",
-         "dump", pydicom_file("CT_small.dcm"), "-o", str(tmp_path / "out"),
+         "dump", pydicom_file("CT_small.dcm"), "-o", str(out), "--overwrite",
          "--scheduler", f"tcp://127.0.0.1:{port}", "--no-progress"],
         capture_output=True, text=True, timeout=120,
     )
@@ -211,4 +216,23 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path):
     assert proc.stderr.startswith(
         f"fastdump: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
     assert proc.stderr.count("\n") == 1
+    if earlier_run:
+        assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
+    else:  # the next run needs no --resume or --overwrite
+        assert not out.exists()
+
+
+def test_scheduler_without_distributed_says_which_install_before_outdir(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; sys.modules['distributed'] = None; import fastdump.cli as c; "
+         "sys.exit(c.main(sys.argv[1:]))",  # as where fastdump[dask] is not installed
+         "dump", pydicom_file("CT_small.dcm"), "-o", str(out), "--scheduler", "local"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    needs = '--scheduler needs distributed: pip install "fastdump[dask]"'
+    assert proc.stderr == f"fastdump: error: {needs}\n"
+    assert not out.exists()
 

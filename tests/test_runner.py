@@ -187,9 +187,40 @@ def test_the_progress_bar_shows_once_the_run_lasts(archive, tmp_path, monkeypatc
     import fastdump.runner
 
     monkeypatch.setattr(fastdump.runner, "BAR_DELAY", 0.0)
+    monkeypatch.setattr(fastdump.runner, "_shows_a_bar", lambda stream: True)  # a terminal
     summary = fastdump.dump([archive], tmp_path / "out", jobs=1)
     bar = capsys.readouterr().err.rsplit("\r", 1)[-1]
     assert f"{summary.files}/{summary.files}" in bar and "file/s" in bar, bar
+
+
+def test_where_no_bar_can_show_progress_is_plain_lines(archive, tmp_path, monkeypatch, capsys):
+    # stderr here is not a terminal, as in a batch job's log file: no tqdm, no \r
+    import fastdump.runner
+
+    monkeypatch.setattr(fastdump.runner, "LOG_EVERY", 0.0)  # a line at every batch
+    summary = fastdump.dump([archive], tmp_path / "out", jobs=1, batch_size=20)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and len(lines) >= 2, err
+    assert all(line.startswith("fastdump: ") for line in lines), err
+    n = summary.files
+    assert f"{n:,}/{n:,} files (100%)" in lines[-1] and "files/s" in lines[-1], lines[-1]
+    assert f"{summary.errors} errors" in lines[-1], lines[-1]
+
+
+def test_a_bar_shows_on_a_terminal_or_in_a_notebook_only(tmp_path):
+    import pty
+
+    from fastdump.runner import _shows_a_bar
+
+    master, slave = pty.openpty()
+    with open(slave, "w") as terminal, open(tmp_path / "log", "w") as log:
+        assert _shows_a_bar(terminal)
+        assert not _shows_a_bar(log)
+    os.close(master)
+    assert not _shows_a_bar(log)  # closed: isatty raises ValueError
+    notebook = type("OutStream", (), {"__module__": "ipykernel.iostream"})()
+    assert _shows_a_bar(notebook)
 
 
 
