@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from .record import FileTimeout, describe_failure, error_record
 from .record import read_record as _read
 from .selection import parse_tags
+from .source import is_url
 from .types import Entry, Problem, ReadSettings
 from .walk import PathArg, path_args, walk
 
@@ -17,7 +20,7 @@ TagSpec = str | Iterable[str | int] | None
 
 
 def read_record(
-    path: str | os.PathLike, *, bulk_threshold: int = 1024, tags: TagSpec = None,
+    path: PathArg, *, bulk_threshold: int = 1024, tags: TagSpec = None,
     bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's record as written to dump.jsonl: path, size, mtime, meta, dataset.
@@ -28,16 +31,15 @@ def read_record(
     but written as ``BulkDataURI``, not only binary ones. Raises
     :class:`~fastdump.errors.NotDicomError` for a file that is not DICOM,
     :class:`~fastdump.errors.TruncatedError` (with ``.reason`` and ``.partial``)
-    for a truncated one, and ``OSError`` when it cannot be read.
+    for a truncated one, and ``OSError`` when it cannot be read (a directory, a
+    FIFO). ``path`` may be a URL (``s3://bucket/key.dcm``), read as ``dump`` reads it.
     """
     settings = _settings(bulk_threshold, tags, bulk_any_vr)
-    path = os.path.abspath(os.fspath(path))
-    st = os.stat(path)
-    return _quietly_read(Entry(path, st.st_size, st.st_mtime), settings)
+    return _quietly_read(_entry(path), settings)
 
 
 def read_tags(
-    path: str | os.PathLike, *, bulk_threshold: int = 1024, tags: TagSpec = None,
+    path: PathArg, *, bulk_threshold: int = 1024, tags: TagSpec = None,
     bulk_any_vr: bool = False,
 ) -> dict[str, Any]:
     """One file's dataset as a DICOM JSON Model object (PS3.18 Annex F.2).
@@ -71,6 +73,22 @@ def iter_records(
             yield error_record(found.path, found.error, found.size, found.mtime)
         elif isinstance(found, Entry):
             yield _one(found, settings)
+
+
+def _entry(path: PathArg) -> Entry:
+    """The file (or object, for a URL) ``read_record`` reads, as the walk would find it."""
+    name = os.fsdecode(path)
+    if is_url(name):
+        from .remote import url_entry  # fsspec: only for URLs
+
+        return url_entry(name)
+    name = os.path.abspath(name)
+    st = os.stat(name)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a directory: iter_records() reads its files", name)
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would wait for a writer
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", name)
+    return Entry(name, st.st_size, st.st_mtime)
 
 
 def _settings(bulk_threshold: int, tags: TagSpec, bulk_any_vr: bool) -> ReadSettings:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import io
 import os
 from collections.abc import Iterator, Sequence
@@ -357,6 +358,16 @@ def walk_url(url: str, seen: set[str]) -> Iterator[Found]:
         yield Problem(url, f"FileNotFoundError: cannot list: {exc}")
     except Exception as exc:  # noqa: BLE001 - a failed listing is reported, not fatal
         yield Problem(url, f"{type(exc).__name__}: cannot list: {exc}")
+
+
+def url_entry(url: str) -> Entry:
+    """One object, as the walk lists it: ``FileNotFoundError`` if there is none,
+    ``IsADirectoryError`` for a prefix (a folder)."""
+    fs, path = filesystem(url)
+    found = _to_found(fs, fs.info(path))
+    if not isinstance(found, Entry):
+        raise IsADirectoryError(errno.EISDIR, "a prefix (folder), not an object", url)
+    return found
 
 
 def _list(fs: Any, url: str, path: str) -> Iterator[dict]:

@@ -55,3 +55,37 @@ def test_read_tags_with_a_selection():
         dataset = fastdump.read_tags(pydicom_file("CT_small.dcm"), tags="PatientID,Modality")
     assert set(dataset) == {"00100020", "00080060"}
     assert json.loads(json.dumps(dataset)) == dataset
+
+
+def test_read_record_takes_a_path_as_str_bytes_or_pathlike(tmp_path):
+    import os
+    import shutil
+
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.dcm")  # a name that is not UTF-8
+    shutil.copy(pydicom_file("CT_small.dcm"), name)
+    by_str = fastdump.read_record(os.fsdecode(name))
+    assert fastdump.read_record(name) == by_str  # bytes: a TypeError before
+    assert fastdump.read_record(tmp_path / os.fsdecode(b"caf\xe9.dcm")) == by_str
+    assert by_str["dataset"]["00100020"]["Value"] == ["1CT1"]
+
+
+def test_read_record_of_a_folder_or_a_fifo_is_an_oserror_at_once(tmp_path):
+    import os
+    import threading
+
+    with pytest.raises(IsADirectoryError, match="iter_records"):
+        fastdump.read_record(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            fastdump.read_record(tmp_path / "fifo")
+        except OSError as exc:
+            raised.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive(), "read_record waited on the FIFO for a writer"
+    assert "not a regular file" in str(raised[0])

@@ -175,6 +175,23 @@ def test_walk_streams_objects_with_listing_stat(s3, monkeypatch):
     assert found == expected  # in key order, LARGE once although named twice
 
 
+def test_read_record_of_a_url_is_the_record_a_dump_writes(s3, s3_run, monkeypatch):
+    _, _, env, _ = s3
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                 "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, env[name])
+    s3fs.S3FileSystem.clear_instance_cache()
+    out, _ = s3_run
+    dumped = {r["path"]: r for r in read_jsonl(out / "dump.jsonl")}
+    for name in ("rtplan.dcm", LARGE):  # before: read as the local path "./s3:/archive/..."
+        assert fastdump.read_record(URL + name) == dumped[URL + name]
+    assert fastdump.read_tags(URL + "MR_small.dcm") == dumped[URL + "MR_small.dcm"]["dataset"]
+    with pytest.raises(IsADirectoryError):
+        fastdump.read_record(URL.rstrip("/"))
+    with pytest.raises(FileNotFoundError):
+        fastdump.read_record(URL + "no-such.dcm")
+
+
 def test_missing_prefix_is_one_line_exit_2(s3, tmp_path):
     _, _, env, _ = s3
     proc = run_cli("dump", f"s3://{BUCKET}/no-such-prefix/", "-o", tmp_path / "out",
