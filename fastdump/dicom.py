@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -48,6 +49,9 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+# The bulk threshold in a deflated file: every value is written inline, since no
+# offset in the file points at a value of its compressed bytes (a BulkDataURI would)
+NO_BULK = sys.maxsize
 
 
 # --- VRs ------------------------------------------------------------------------

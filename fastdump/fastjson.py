@@ -55,7 +55,8 @@ def fast_record(path: str, size: int, mtime: float | None,
 
 def record_from_header(header: Header, path: str, size: int, mtime: float | None,
                        settings: ReadSettings) -> dict[str, Any]:
-    conv = _Converter(path, settings.inline_max)
+    conv = _Converter(path, dicom.inline_max(dicom.NO_BULK) if header.inflated
+                      else settings.inline_max)
     meta, dataset = conv.dataset(header.meta, ""), conv.dataset(header.dataset, "")
     if header.truncated is not None:  # the whole header was read: it is the partial record
         raise TruncatedError(header.truncated, {"meta": meta, "dataset": dataset})

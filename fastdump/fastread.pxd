@@ -31,6 +31,7 @@ cdef class RawDataset:
 cdef class Header:
     cdef public RawDataset meta, dataset
     cdef public str truncated
+    cdef public bint inflated
 
 cdef class _Parser:
     cdef object bulk_vrs, fp, tags

@@ -157,15 +157,17 @@ class RawDataset:
 
 class Header:
     """A file's meta group and dataset, as raw elements; ``truncated``: why the
-    file is truncated past them (its Pixel Data is cut), or None."""
+    file is truncated past them (its Pixel Data is cut), or None; ``inflated``:
+    the dataset was deflated, and every value is read (see :meth:`_Parser.inflate`)."""
 
-    __slots__ = ("meta", "dataset", "truncated")
+    __slots__ = ("meta", "dataset", "truncated", "inflated")
 
     def __init__(self, meta: RawDataset, dataset: RawDataset,
-                 truncated: str | None = None) -> None:
+                 truncated: str | None = None, inflated: bool = False) -> None:
         self.meta = meta
         self.dataset = dataset
         self.truncated = truncated
+        self.inflated = inflated
 
 
 def config_is_default() -> bool:
@@ -315,8 +317,8 @@ class _Parser:
         if not self.saw_element:
             raise Unsupported(TRUNCATED, "no dataset element")
         if self.cut is not None:
-            return Header(meta, dataset, self.cut)
-        return Header(meta, dataset, self.pixel_data_overrun(dataset))
+            return Header(meta, dataset, self.cut, self.inflated)
+        return Header(meta, dataset, self.pixel_data_overrun(dataset), self.inflated)
 
     def pixel_data_overrun(self, dataset: RawDataset) -> str | None:
         """Why the file is truncated, when its Pixel Data runs past its end
@@ -337,7 +339,8 @@ class _Parser:
         """Deflated Explicit VR Little Endian: the rest of the file, inflated, becomes
         the bytes parsed; returns where the dataset starts in them (0).
 
-        As pydicom reads it: offsets (of bulk values) count in the inflated stream.
+        No value is left out as bulk data: no offset in the file points at a value
+        of its compressed bytes, and the values are in memory anyway.
         A stream that does not inflate is left to pydicom, whose error the record keeps.
         """
         try:
@@ -347,6 +350,7 @@ class _Parser:
         self.buf, self.base = data, 0
         self.size = self.buf_end = self.fp_pos = len(data)
         self.inflated = True
+        self.defer = dicom.inline_max(dicom.NO_BULK)  # every value read
         return 0
 
     def _guessed_big_endian(self, pos: int) -> bool:

@@ -33,7 +33,21 @@ def read_dataset(fp: BoundedReader, settings: ReadSettings) -> Dataset:
     if reason:
         raise NotDicomError(reason)
     preamble = dicom.has_preamble(head)
-    defer = settings.inline_max or None
+    ds = _read(fp, settings.inline_max or None, preamble, settings)
+    if settings.inline_max and is_deflated(ds):
+        fp.seek(0)  # again, every value read: see dicom.NO_BULK
+        ds = _read(fp, None, preamble, settings)
+    return ds
+
+
+def is_deflated(ds: Dataset) -> bool:
+    """Whether the dataset was deflated in its file: its values are all written inline."""
+    meta = getattr(ds, "file_meta", None)
+    return meta is not None and meta.get("TransferSyntaxUID") == dicom.DEFLATED_LE
+
+
+def _read(fp: BoundedReader, defer: int | None, preamble: bool,
+          settings: ReadSettings) -> Dataset:
     try:
         if settings.tags:
             return read_selected(fp, defer, not preamble, settings.tags)
@@ -57,9 +71,9 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     """
     if len(ds) == 0:
         return "the file ends before its first dataset element"
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("TransferSyntaxUID") == dicom.DEFLATED_LE:
+    if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
+    meta = getattr(ds, "file_meta", None)
     stopped_at, end = fp.tell(), 0
     for group in (meta, ds) if meta is not None else (ds,):
         for tag in list(group.keys()):

@@ -11,6 +11,7 @@ and is counted, so a bug shows in ``summary.json`` instead of only as slowness.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -58,13 +59,15 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
                         settings: ReadSettings) -> dict[str, Any]:
     """:func:`read_record` through pydicom: the reference the fast path must equal."""
     from .convert import Context, dataset_to_json  # pydicom: imported when first needed
-    from .read import check_complete, read_dataset
+    from .read import check_complete, is_deflated, read_dataset
     from .selection import select, selected_warnings
 
     tags = settings.tags
     ctx = Context(uri=file_uri(path), settings=settings)
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, settings)
+        if is_deflated(ds):
+            ctx.settings = dataclasses.replace(settings, bulk_threshold=dicom.NO_BULK)
         # (with --tags, a file holding none of them is an empty selection, not a truncation)
         problem = (check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
                    if not tags or len(ds) else None)

@@ -627,28 +627,34 @@ def deflated(data: bytes) -> bytes | None:
 
 
 def test_deflated_files_take_the_fast_path_and_equal_the_pydicom_path(tmp_path):
-    # pydicom inflates the whole dataset and reads it from memory: offsets (of
-    # BulkDataURIs) count in the inflated stream, in both paths
+    # No offset in a deflated file points at a value of its compressed bytes: every
+    # value is written inline, whatever the bulk threshold (a BulkDataURI, counting in
+    # the inflated stream, gave compressed bytes), in both paths
     dfl = pydicom_file("image_dfl.dcm")
     assert isinstance(fast(dfl), bytes) and fast(dfl) == reference(dfl)
-    compared = with_bulk = 0
+    compared = same_as_inline = 0
     for number, path in enumerate(PYDICOM_FILES):
         data = deflated(open(path, "rb").read()) if os.path.getsize(path) < 2_000_000 else None
         if data is None:
             continue
         copy = tmp_path / f"{number}-{os.path.basename(path)}"
         copy.write_bytes(data)
-        for threshold in (8, 1024):
-            got = fast(str(copy), threshold)
+        inline = reference(path, 1 << 40)  # the file as it was, every value inline
+        for threshold, bulk_any_vr in ((0, True), (8, False), (1024, False)):
+            got = fast(str(copy), threshold, bulk_any_vr=bulk_any_vr)
             if got != "Unsupported":
-                assert got == reference(str(copy), threshold), (path, threshold)
+                assert got == reference(str(copy), threshold, bulk_any_vr=bulk_any_vr), (
+                    path, threshold)
                 compared += 1
-                with_bulk += isinstance(got, bytes) and b"BulkDataURI" in got
+                assert b"BulkDataURI" not in got, (path, threshold)
+                if isinstance(got, bytes) and isinstance(inline, bytes):
+                    assert orjson.loads(got)["dataset"] == orjson.loads(inline)["dataset"]
+                    same_as_inline += 1
         tags = parse_tags(SIX_TAGS + ",PatientName,ReferencedImageSequence")
         got = fast(str(copy), 1024, tags)
         if got != "Unsupported":
             assert got == reference(str(copy), 1024, tags), (path, "tags")
-    assert compared >= 60 and with_bulk >= 5, (compared, with_bulk)
+    assert compared >= 90 and same_as_inline >= 90, (compared, same_as_inline)
 
 
 def test_damaged_deflated_datasets_equal_the_pydicom_path(mutated, tmp_path):
