@@ -158,6 +158,9 @@ def _report(s: Summary) -> None:
     elif s.errors:
         print(f"fastdump: see {s.out_dir}/{files.errors} for the files that could not be "
               f"read{_kinds(s)}", file=sys.stderr)
+    if resumed and s.out_dir_records is not None:  # this run's counts are not OUTDIR's
+        print(f"fastdump: {s.out_dir} holds {s.out_dir_records} records and "
+              f"{s.out_dir_errors} error lines, the unchanged files' included", file=sys.stderr)
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "

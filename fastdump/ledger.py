@@ -50,6 +50,7 @@ class Ledger:
         self.ends = ends
         self.repaired = repaired  # half-written lines cut off by a kill
         self.duplicates = duplicates  # lines for a path seen before (compaction removes them)
+        self.unchanged_errors = 0  # files found unchanged whose kept line is an error line
 
     @property
     def paths(self) -> int:
@@ -72,7 +73,9 @@ class Ledger:
                 continue
             stat = (row[0], row[1])
             before.append(stat)
-            places.append(row[2] * 2 + (stat != (item.size, item.mtime)))
+            changed = stat != (item.size, item.mtime)
+            places.append(row[2] * 2 + changed)
+            self.unchanged_errors += not changed and row[2] >= ERRORS_FILE
         self.index.note(places)
         return before
 

@@ -86,6 +86,7 @@ def _copy_all(fmt: Format, sources: list[Path], tmp: Path, summary: Summary) -> 
             merger.end(src)
     merger.finish()
     summary.files = summary.ok + summary.errors
+    summary.out_dir_records, summary.out_dir_errors = summary.ok, summary.errors
 
 
 def _lines(path: Path, src: Path, seen: dict[str, Path], summary: Summary) -> Iterator[bytes]:
@@ -148,9 +149,20 @@ def _scratch_dir(out: Path, sources: list[Path]) -> Path:
     return tmp
 
 
+def _all_of(summaries: list[dict], name: str) -> str:
+    return ", ".join(sorted({value for s in summaries if (value := s.get(name))}))
+
+
 def _record(summary: Summary, sources: list[Path], summaries: list[dict], started: float):
     """What went into the merge: each input and its shard; shards missing from a set."""
     summary.skipped = sum(s.get("skipped", 0) for s in summaries)
+    summary.fallbacks = sum(s.get("fallbacks", 0) for s in summaries)
+    for s in summaries:
+        for reason, count in s.get("fallback_reasons", {}).items():
+            summary.fallback_reasons[reason] = summary.fallback_reasons.get(reason, 0) + count
+    # the inputs' own: "3.0.2", or "3.0.1, 3.0.2" when runs differ ("" before, always)
+    summary.pydicom_version = _all_of(summaries, "pydicom_version")
+    summary.hot_path = _all_of(summaries, "hot_path")
     examples = [e for s in summaries for e in s.get("skipped_examples", [])]
     summary.skipped_examples = examples[:SKIPPED_EXAMPLES]
     summary.seconds = round(time.perf_counter() - started, 3)

@@ -92,6 +92,9 @@ def dump(
     """
     inputs = list(path_args(paths))
     jobs = resolve_jobs(jobs)
+    if resume and overwrite:  # (before, --resume won, silently)
+        raise OptionError("--resume and --overwrite exclude each other: --resume adds to "
+                          "the run in OUTDIR, --overwrite replaces it")
     _check_options(bulk_threshold, batch_size, file_timeout, fetch_concurrency)
     fmt = for_output(format, out_dir)
     read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
@@ -139,6 +142,10 @@ def dump(
                 with contextlib.closing(previous):
                     if not summary.interrupted:
                         job.settle()
+            if not summary.interrupted:
+                kept_errors = previous.unchanged_errors if previous is not None else 0
+                summary.out_dir_records = summary.ok + summary.unchanged - kept_errors
+                summary.out_dir_errors = summary.errors + kept_errors
             summary.pydicom_version = compat.pydicom_version()
             summary.hot_path = hotpath.hot_path()
             job.write_summary()

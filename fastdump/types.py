@@ -135,6 +135,10 @@ class Summary:
     new: int = 0
     changed: int = 0
     gone: int = 0  # in OUTDIR from an earlier run, no longer in the archive
+    # What OUTDIR holds once the run is over: records (ok, and with --resume the unchanged
+    # files' kept) and error lines; None for a run that did not finish
+    out_dir_records: int | None = None
+    out_dir_errors: int | None = None
     bytes: int = 0  # size of the files read this run
     seconds: float = 0.0
     files_per_s: float = 0.0

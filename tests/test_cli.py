@@ -87,6 +87,7 @@ def test_files_from_a_closed_stdin_is_a_usage_error(tmp_path):
     (["dump", "{ct}", "-o", "{tmp}/o", "--bulk-threshold", "-1"], "--bulk-threshold"),
     (["dump", "-o", "{tmp}/o"], "give at least one PATH"),
     (["dump", "{ct}", "-o", "{tmp}/o", "--files-from", "/no/list"], "cannot read --files-from"),
+    (["dump", "{ct}", "-o", "{tmp}/o", "--resume", "--overwrite"], "exclude each other"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys):
     args = [a.format(tmp=tmp_path, ct=pydicom_file("CT_small.dcm")) for a in args]

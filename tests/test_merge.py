@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import orjson
 import pytest
@@ -14,7 +15,7 @@ from fastdump.formats import get_format
 from fastdump.outdir import holding
 
 from . import helpers
-from .conftest import pydicom_file, regular_files
+from .conftest import pydicom_file, pydicom_path_file, regular_files
 from .helpers import read_jsonl
 
 
@@ -53,6 +54,8 @@ def accounted(out, fmt: str) -> set[str]:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "tags", "parquet"])
 def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
+    archive = shutil.copytree(archive, tmp_path / "archive")
+    pydicom_path_file(archive)  # a fallback, for the summaries to count
     single = tmp_path / "single"
     whole = fastdump.dump([archive], single, format=fmt, jobs=2, progress=False)
     shards = []
@@ -78,12 +81,20 @@ def test_three_shards_merged_are_one_run(archive, tmp_path, fmt, capsys):
     assert (summary["files"], summary["ok"], summary["errors"]) == (
         whole.files, whole.ok, whole.errors)
     assert summary["error_kinds"] == whole.error_kinds and len(whole.error_kinds) >= 2
+    # (before, a merge counted no fallback and named no pydicom version nor hot path)
+    assert (summary["fallbacks"], summary["fallback_reasons"]) == (
+        whole.fallbacks, whole.fallback_reasons) and whole.fallbacks
+    assert (summary["pydicom_version"], summary["hot_path"]) == (
+        whole.pydicom_version, whole.hot_path) and whole.hot_path
+    assert (summary["out_dir_records"], summary["out_dir_errors"]) == (whole.ok, whole.errors)
     assert summary["extra"]["missing_shards"] == []
     assert not list(tmp_path.glob(".*merging"))
 
     # the merged directory is a fastdump output like any other: a resume finds it complete
     again = fastdump.dump([archive], merged, format=fmt, jobs=1, progress=False, resume=True)
     assert (again.ok, again.errors, again.unchanged) == (0, 0, whole.files)
+    # what OUTDIR holds, not what the resume read: its unchanged error lines included
+    assert (again.out_dir_records, again.out_dir_errors) == (whole.ok, whole.errors)
 
 
 def small_dump(tmp_path, name: str, files: list[str], fmt: str = "jsonl", **kw):

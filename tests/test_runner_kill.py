@@ -86,6 +86,10 @@ def test_kill_then_resume_loses_and_duplicates_nothing(big_archive, reference, t
         assert set(found) == regular_files(big_archive) == set(reference)
         assert all(len(lines) == 1 for lines in found.values()), "a file appears twice"
         assert {p: lines[0] for p, lines in found.items()} == reference
+        summary = json.loads((out / "summary.json").read_bytes())  # OUTDIR's, not the run's
+        assert (summary["out_dir_records"], summary["out_dir_errors"]) == (
+            sum("dataset" in r for r in reference.values()),
+            sum("dataset" not in r for r in reference.values())), summary
     assert killed == ROUNDS
     print(f"kill -9 and resume: {ROUNDS} rounds, {killed} killed, 0 lost, 0 duplicated")
 
