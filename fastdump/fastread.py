@@ -441,6 +441,9 @@ class _Parser:
                 break
             if tag > bound:
                 stopped_at = tag
+                # an element all the same: a file whose first one is past the selection
+                # has an empty selection, as the pydicom path says, and is not truncated
+                self.saw_element = self.saw_element or top
                 break
             if tag <= previous:
                 raise Unsupported(MALFORMED, "elements out of order or repeated")

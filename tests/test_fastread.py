@@ -709,6 +709,16 @@ def test_tags_give_the_full_dumps_elements(spec):
     assert compared >= 150
 
 
+def test_a_file_whose_first_element_is_past_the_selection_is_an_empty_selection():
+    # priv_SQ.dcm holds only group 3F03: the fast path took it for a file without a
+    # dataset element, and left it to pydicom counted as a "truncated" fallback
+    path = pydicom_file("priv_SQ.dcm")
+    tags = parse_tags(SIX_TAGS)
+    got = fast(path, 1024, tags)
+    assert got == reference(path, 1024, tags)
+    assert isinstance(got, bytes) and orjson.loads(got)["dataset"] == {}
+
+
 def implicit_copies(paths: list[str], folder) -> list[str]:
     """Implicit VR little endian copies of ``paths`` (those pydicom can rewrite)."""
     copies = []
