@@ -151,7 +151,7 @@ def test_a_walk_held_by_its_queue_waits_for_workers_only_while_reading_is_fast(m
     # process reads on, and decides again at the next batch. (Read slowly, the same walk
     # starts workers at once: test_workers_start_for_a_walk_not_ended_or_much_left.)
     monkeypatch.setattr(fastdump.pool, "START_AFTER", 0.001)
-    monkeypatch.setattr(fastdump.pool, "START_COST", 300.0)  # room for a busy machine: 0.1 s a batch
+    monkeypatch.setattr(fastdump.pool, "START_COST", 300.0)  # a busy machine: 0.1 s a batch
     monkeypatch.setattr(fastdump.pool, "LocalPool", None)  # any attempt to start one fails
     held = WalkSoFar(5_000, ended=False, held=True)
     files = [Entry("/nowhere/a.dcm", 1, 0.0)] * 2
