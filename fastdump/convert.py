@@ -132,17 +132,13 @@ def _element_to_json(
     )
 
 
-# Bytes per value of the numeric VRs --bulk-any-vr may leave out
-_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "UV": 8, "SV": 8}
-
-
 def _converted_length(elem: DataElement) -> int | None:
     """The length in the file of a dataset value pydicom converted before its turn,
     its raw length gone: Pixel Representation, which pydicom reads when a sequence
     before it is converted. As long as any other, it is left out as any other (the
     fast path's rule, and the one for files without such a sequence). Not the file
     meta group: pydicom converts it whole while reading, and never defers it."""
-    size = _NUMBER_SIZES.get(elem.VR)
+    size = dicom.NUMBER_SIZES.get(elem.VR)
     return size * elem.VM if size and elem.tag.group != 2 else None
 
 

@@ -70,6 +70,10 @@ LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC
 VR_NAMES = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT",
                       "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST",
                       "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"})
+# The numeric VRs: struct format of one value, and its size in bytes
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
+                  "UV": "Q"}
+NUMBER_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in NUMBER_FORMATS.items()}
 TEXT_VR_DELIMS = {0x0D, 0x0A, 0x09, 0x0C}  # pydicom's: text VRs end a charset run here
 
 

@@ -40,9 +40,8 @@ COMPILED: bool = cython.compiled  # True in the compiled module (see setup.py)
 # or "pure" (plain Python: no C compiler at install, or FASTDUMP_PURE=1).
 HOT_PATH = "compiled" if COMPILED and fastread.COMPILED else "pure"
 
-_NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
-            "UV": "Q"}
-_SIZES = {vr: struct.calcsize("<" + fmt) for vr, fmt in _NUMBERS.items()}
+_NUMBERS = dicom.NUMBER_FORMATS
+_SIZES = dicom.NUMBER_SIZES
 _IS_TOKEN = re.compile(rb" *[+-]?[0-9]{1,15} *")
 
 
