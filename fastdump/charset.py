@@ -107,6 +107,67 @@ def python_encodings(names: Sequence[str]) -> list[str]:
     return [PYTHON_ENCODING[name] for name in names or [""]]
 
 
+def read_as(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The codecs pydicom reads text with under ``names``, and the names among them
+    that are not DICOM's (pydicom warns of those; the record names them, see
+    :func:`unknown_name`).
+
+    A misspelt name pydicom corrects (``ISO-IR 100``) reads as its correction, any
+    other unknown name as the default repertoire. Raises NotAsPydicom where pydicom
+    would use a Python codec of that name, or drop a stand-alone set among several.
+    """
+    unknown = [name for name in names if name not in PYTHON_ENCODING]
+    if not unknown:
+        return python_encodings(names), unknown
+    return python_encodings([_read_as(name) for name in names]), unknown
+
+
+def _read_as(name: str) -> str:
+    if name in PYTHON_ENCODING:
+        return name
+    corrected = _corrected(name)
+    if corrected is not None:
+        return corrected if corrected in PYTHON_ENCODING else ""
+    if _is_codec(name):
+        raise NotAsPydicom(f"the Python codec {name!r} as a character set name")
+    return ""
+
+
+def unknown_name(name: str) -> str:
+    """The warning of a Specific Character Set name that is not DICOM's: how pydicom
+    read the text (as pydicom's ``_python_encoding_for_corrected_encoding`` does)."""
+    start = f"UnknownCharset: {name!r} is not a DICOM character set; pydicom"
+    corrected = _corrected(name)
+    if corrected in PYTHON_ENCODING:
+        return f"{start} read it as {corrected!r}, the common misspelling corrected"
+    if corrected is None and _is_codec(name):
+        return f"{start} decoded the text with Python's codec {name!r}, which may be wrong"
+    return f"{start} decoded the text as ISO-IR 6 / latin-1, which may be wrong"
+
+
+def _corrected(name: str) -> str | None:
+    """pydicom's correction of a misspelt name (``ISO-IR 100``, ``ISO 2022-IR 87``),
+    or None where it tries none."""
+    if _MISSPELT.match(name):
+        return "ISO_IR" + name[6:]
+    if _MISSPELT_2022.match(name):
+        return "ISO 2022 IR " + name[12:]
+    return None
+
+
+def _is_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
+# the misspellings pydicom corrects, with its own patterns
+_MISSPELT = re.compile("^ISO[^_]IR")
+_MISSPELT_2022 = re.compile("^(?=ISO.2022.IR.)(?!ISO 2022 IR )")
+
+
 def decode_escaped(value: bytes, encodings: str | Sequence[str],
                    delimiters: Collection[int]) -> str:
     """Text holding ISO 2022 escape sequences, as pydicom's ``decode_bytes`` decodes it.

@@ -27,7 +27,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import VR
 
-from . import compat, dicom
+from . import charset, compat, dicom
 from .types import ReadSettings
 
 
@@ -94,11 +94,8 @@ def _check_charset_names(ds: Dataset, ctx: Context, where: str) -> None:
     for name in names:
         name = name.decode("latin-1") if isinstance(name, bytes) else name
         if name and name not in python_encoding:
-            ctx.warnings.append({
-                "tag": where + "00080005", "vr": "CS",
-                "error": f"UnknownCharset: {name!r} is not a DICOM character set; pydicom "
-                         "decoded the text as ISO-IR 6 / latin-1, which may be wrong",
-            })
+            ctx.warnings.append({"tag": where + "00080005", "vr": "CS",
+                                 "error": charset.unknown_name(name)})
 
 
 def _element_to_json(

@@ -119,6 +119,10 @@ class _Converter:
                 if vr == "SS" and tag in dicom.LUT_DESCRIPTORS and len(values) > 1:
                     values = _lut_descriptor(values)
                 out[key] = {"vr": vr, "Value": values} if values else {"vr": vr}
+        if ds.unknown_names is not None:  # after its elements', as the pydicom path
+            self.warnings += [{"tag": where + "00080005", "vr": "CS",
+                               "error": charset.unknown_name(name)}
+                              for name in ds.unknown_names]
         return out
 
     def rejected(self, ds: RawDataset, tag: int, vr: str, value: bytes, where: str,

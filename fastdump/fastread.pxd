@@ -26,7 +26,7 @@ cdef class RawDataset:
     cdef public list elements
     cdef public object encodings
     cdef public bint implicit, big_endian
-    cdef public object from_un
+    cdef public object from_un, unknown_names
 
 cdef class Header:
     cdef public RawDataset meta, dataset

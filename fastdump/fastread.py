@@ -143,7 +143,7 @@ class RawDataset:
     of :class:`RawDataset` items for a sequence.
     """
 
-    __slots__ = ("elements", "encodings", "implicit", "big_endian", "from_un")
+    __slots__ = ("elements", "encodings", "implicit", "big_endian", "from_un", "unknown_names")
 
     def __init__(self, encodings: Any, implicit: bool, big_endian: bool = False) -> None:
         self.elements: list[tuple] = []
@@ -153,6 +153,8 @@ class RawDataset:
         # tags of IS and DS elements whose explicit VR was UN (None: none), as pydicom's
         # record of a value it cannot convert names the VR the file gave
         self.from_un: set[int] | None = None
+        # its Specific Character Set's names that are not DICOM's, for the warnings
+        self.unknown_names: list[str] | None = None
 
 
 class Header:
@@ -556,7 +558,7 @@ class _Parser:
             if tag == _CHARSET:
                 if seen_sequence:
                     raise Unsupported(CHARSET_KIND, "Specific Character Set after a sequence")
-                ds.encodings = _encodings(value, vr)
+                ds.encodings, ds.unknown_names = _encodings(value, vr)
             if keep:
                 out.append((tag, vr, value, value_pos, length))
             elif tag == _PIXEL_REPRESENTATION:
@@ -843,15 +845,17 @@ def _transfer_syntax(meta: RawDataset) -> str | None:
     return None
 
 
-def _encodings(value: bytes | None, vr: str) -> Any:
-    """The Python codecs of a Specific Character Set, as pydicom's convert_encodings."""
+def _encodings(value: bytes | None, vr: str) -> tuple[Any, list[str] | None]:
+    """The Python codecs of a Specific Character Set, as pydicom's convert_encodings,
+    and its names that are not DICOM's (None: none)."""
     if vr != "CS" or value is None:
         raise Unsupported(CHARSET_KIND, "Specific Character Set with a VR other than CS")
     items = value.decode(DEFAULT_ENCODING).rstrip(" \x00").split("\\")
     try:
-        return charset.python_encodings(items)
-    except charset.NotAsPydicom as exc:  # pydicom decides what happens then (fastdump
-        raise Unsupported(CHARSET_KIND, str(exc)) from exc  # warns of unknown names)
+        encodings, unknown = charset.read_as(items)
+    except charset.NotAsPydicom as exc:  # pydicom decides what happens then
+        raise Unsupported(CHARSET_KIND, str(exc)) from exc
+    return encodings, unknown or None
 
 
 def decode_text(value: bytes, encodings: Any, latin1: bool) -> str:

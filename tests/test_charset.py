@@ -79,6 +79,48 @@ def test_names_give_pydicoms_codecs_or_are_left_to_it():
     assert answered > 900
 
 
+SPELLINGS = ["ISO-IR 100", "ISO IR 192", "ISO-IR 999", "ISO 2022-IR 87", "ISO-2022-IR 13",
+             "ISO_IR100", "ISO_IR 999", "latin_1", "UTF-8", "utf8", "Latin1", "FOO", ""]
+
+
+def test_unknown_names_read_as_pydicom_reads_them_and_say_how():
+    # pydicom corrects some misspellings, reads a Python codec's name with that codec and
+    # anything else as the default repertoire, warning each time: fastdump reads the first
+    # and the last the same, leaves codec names to pydicom, and says which it was
+    cases = [[name] for name in SPELLINGS + NAMES]
+    cases += [list(pair) for pair in itertools.product(SPELLINGS, SPELLINGS + NAMES)]
+    read = left = 0
+    for names in cases:
+        theirs = pydicom_says_all(pydicom.charset.convert_encodings, names)
+        try:
+            codecs, unknown = charset.read_as(names)
+        except charset.NotAsPydicom:
+            assert any(charset._is_codec(n) for n in names if n not in charset.PYTHON_ENCODING
+                       ) or len(names) > 1, names
+            left += 1
+            continue
+        assert codecs == theirs[0], names
+        assert unknown == [n for n in names if n not in charset.PYTHON_ENCODING]
+        for name in unknown:  # pydicom's own warning of each says what the record says
+            said = next(w for w in theirs[1] if repr(name) in w.replace('"', "'"))
+            if "assuming" in said:
+                assert "the common misspelling corrected" in charset.unknown_name(name)
+            else:
+                assert "ISO-IR 6 / latin-1" in charset.unknown_name(name)
+        read += 1
+    assert read > 150 and left > 20, (read, left)
+    assert "Python's codec 'UTF-8'" in charset.unknown_name("UTF-8")
+    assert charset.unknown_name("ISO-IR 100").endswith("read it as 'ISO_IR 100', the common "
+                                                       "misspelling corrected")
+
+
+def pydicom_says_all(call, *args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(*args)
+    return result, [str(w.message) for w in caught]
+
+
 def corpus_encodings() -> list[list[str]]:
     found = {("iso8859",)}
     for path in CHARSET_FILES + PYDICOM_FILES:
