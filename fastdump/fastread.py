@@ -942,7 +942,9 @@ def _resolve_us_ss(ds: RawDataset, unknown: bool, order: _ByteOrder) -> None:
         if vr == "OB or OW":
             continue
         if vr in _AMBIGUOUS:
-            if vr != "US or SS" or tag in dicom.LUT_DESCRIPTORS:
+            # a signed LUT Descriptor keeps its first value signed here, where pydicom
+            # converts the bytes late, and unsigned in an explicit SS: left to pydicom
+            if vr != "US or SS" or tag in dicom.LUT_DESCRIPTORS and pixel_rep != 0:
                 raise Unsupported(AMBIGUOUS_VR, f"{vr} of {tag:08X}")
             if b"\\" in value or len(value) % 2:
                 raise Unsupported(AMBIGUOUS_VR, "'US or SS' value pydicom splits or rejects")

@@ -750,6 +750,27 @@ def test_a_python_codec_as_character_set_is_left_to_pydicom(tmp_path):
         "with Python's codec 'utf-8', which may be wrong")}]
 
 
+@pytest.mark.parametrize("pixel_representation", [0, 1])
+def test_palette_descriptors_in_implicit_vr(pixel_representation, tmp_path):
+    # In implicit VR a palette's LUT Descriptors are 'US or SS' (an ultrasound machine's
+    # palette-colour files, every one): unsigned pixels take the fast path; signed ones
+    # stay with pydicom, which keeps the first value signed there (explicit SS: unsigned)
+    ds = pydicom.dcmread(pydicom_file("examples_palette.dcm"))
+    ds.PixelRepresentation = pixel_representation
+    path = tmp_path / "palette-implicit.dcm"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    got, expected = fast(str(path)), reference(str(path))
+    descriptor = orjson.loads(expected)["dataset"]["00281101"]
+    if pixel_representation == 0:
+        assert got == expected and descriptor == {"vr": "US", "Value": [256, 0, 16]}
+        assert fast(str(path), 8) == reference(str(path), 8)
+    else:
+        assert got == "Unsupported" and descriptor["vr"] == "SS"
+        assert outcome(record.read_record, str(path)) == expected
+    assert fast(str(path), 0) == "Unsupported"  # would be bulk data: pydicom decides
+
+
 # --- --tags ---------------------------------------------------------------------
 
 
