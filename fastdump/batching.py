@@ -70,12 +70,23 @@ class BatchSizer:
         self._last = now
 
 
-def batches(items: Iterator[Entry | Problem], sizer: BatchSizer) -> Iterator[Batch]:
+def batches(items: Iterator[Entry | Problem | None], sizer: BatchSizer) -> Iterator[Batch]:
     """Group ``items`` into batches of ``sizer.size()`` files, asked anew for each batch
-    (by its first file: URLs make larger batches)."""
+    (by its first file: URLs make larger batches).
+
+    A None among the items (the walk has found nothing for a while: a slow ``find``
+    feeding ``--files-from -``) hands on the files gathered so far as a batch, then an
+    empty batch: what is read is written meanwhile (see :func:`fastdump.pool.run_batches`).
+    """
     batch: Batch = []
     size = 0
     for item in items:
+        if item is None:
+            if batch:
+                yield batch
+                batch = []
+            yield []
+            continue
         if not batch:
             size = sizer.size(is_url(item.path))
         batch.append(item)

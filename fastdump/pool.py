@@ -371,17 +371,23 @@ def run_batches(
     deadlines: dict[Future, float] = {}
     lost: list[Batch] = []
     exhausted = False
+    idle = False  # an empty batch: no file to come for now, so every batch out is written
     while True:
-        while not exhausted and len(pending) < in_flight:
+        while not exhausted and not idle and len(pending) < in_flight:
             batch = next(batches, None)
             if batch is None:
                 exhausted = True
+            elif not batch:
+                idle = True
             else:
                 future = pool.submit(read_batch, batch, opts, process_batch)
                 pending[future] = batch
                 deadlines[future] = time.monotonic() + _batch_budget(batch, opts, in_flight)
         if not pending:
-            break
+            if exhausted:
+                break
+            idle = False  # all written: wait for the next files
+            continue
         if opts.file_timeout and hasattr(pool, "kill"):  # a pool that can kill has a watchdog
             wait_for = max(0.0, min(deadlines[f] for f in pending) - time.monotonic())
             done = pool.wait_any(pending, timeout=wait_for)

@@ -46,6 +46,7 @@ from .types import (
 from .walk import PathArg, path_args, path_list, read_path_list, walk_chunks
 
 _WALK_AHEAD = 5_000  # files the walk may find ahead of the workers: seconds of work
+WALK_IDLE = 0.2  # seconds without a file found after which the files gathered go on
 BAR_DELAY = 0.5  # seconds before the progress bar shows
 LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
 
@@ -190,7 +191,7 @@ class _Job:
             for result in run_batches(pool, work, opts, in_flight=2 * pool.jobs):
                 sizer.finished(self._write(result))
 
-    def _to_read(self, found: Iterable[list[Found]]) -> Iterator[Entry | Problem]:
+    def _to_read(self, found: Iterable[list[Found] | None]) -> Iterator[Entry | Problem | None]:
         """Count what the walk finds and pass on what must be read now.
 
         The walk hands on a directory's files at a time; with --resume, each such
@@ -199,6 +200,9 @@ class _Job:
         s = self.summary
         previous = self.previous
         for chunk in found:
+            if chunk is None:  # the walk has found nothing for a while
+                yield None
+                continue
             files: list[Entry | Problem] = []
             for item in chunk:
                 if not in_shard(item.path, self.shard):
@@ -490,8 +494,18 @@ class _Walk:
         """Files found and not yet taken (one more for the end's marker)."""
         return self._found.qsize()
 
-    def __iter__(self) -> Iterator[list[Found]]:
-        while (chunk := self._found.get()) is not _WALK_ENDED:
+    def __iter__(self) -> Iterator[list[Found] | None]:
+        """The chunks found; None once the walk has found nothing for WALK_IDLE seconds,
+        before waiting on (a slow ``find`` feeding ``--files-from -``: what is found
+        meanwhile is read and written, not held back for more)."""
+        while True:
+            try:
+                chunk = self._found.get(timeout=WALK_IDLE)
+            except queue.Empty:
+                yield None
+                chunk = self._found.get()
+            if chunk is _WALK_ENDED:
+                break
             yield chunk
         if self._failure:
             raise self._failure[0]

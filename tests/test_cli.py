@@ -81,6 +81,51 @@ def test_files_from_a_closed_stdin_is_a_usage_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def lines_in(out) -> int:
+    return sum(len(jsonl_lines(out / name)) for name in ("dump.jsonl", "errors.jsonl")
+               if (out / name).exists())
+
+
+def wait_for(out, count: int, proc) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while lines_in(out) < count:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, f"{lines_in(out)} of {count} files written"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_files_from_a_slow_pipe_are_written_while_it_stays_open(jobs, tmp_path):
+    # `find` over a slow disk feeding --files-from -: the files it has named are read
+    # and written while it looks for more. (A batch not yet full waited for more names,
+    # and batches already read were not written, until more came or the pipe closed:
+    # with workers not started yet, for good.)
+    import subprocess
+
+    from .helpers import cli_command
+
+    sources = [p for p in sorted(regular_files(os.path.dirname(pydicom_file("CT_small.dcm"))))
+               if p.endswith(".dcm") and os.path.getsize(p) < 200_000]
+    files = [str(tmp_path / f"{i:03}.dcm") for i in range(200)]
+    for i, name in enumerate(files):
+        shutil.copy(sources[i % len(sources)], name)
+    out = tmp_path / "o"
+    with subprocess.Popen(cli_command("dump", "--files-from", "-", "-o", out, "--no-progress",
+                                      "--jobs", jobs),
+                          stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        for named in (100, len(files)):  # the pipe stays open after each
+            proc.stdin.write(b"".join(os.fsencode(f) + b"\n" for f in files[named - 100:named]))
+            proc.stdin.flush()
+            wait_for(out, named, proc)
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    written = [orjson.loads(line)["path"] for name in ("dump.jsonl", "errors.jsonl")
+               for line in jsonl_lines(out / name)]
+    assert sorted(written) == sorted(files)
+
+
 @pytest.mark.parametrize("args, message", [
     (["dump", "/no/such/dir", "-o", "{tmp}/o"], "no such file or directory: /no/such/dir"),
     (["dump", "{ct}", "-o", "{ct}"], "is a file"),
