@@ -13,7 +13,7 @@ from fastdump.cli import main
 from fastdump.formats import get_format
 
 from .conftest import pydicom_file, regular_files
-from .helpers import jsonl_lines, run_cli
+from .helpers import jsonl_lines, output_lines, output_records, run_cli
 
 
 def test_console_script_dumps_an_archive(archive, tmp_path):
@@ -81,18 +81,13 @@ def test_files_from_a_closed_stdin_is_a_usage_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def lines_in(out) -> int:
-    return sum(len(jsonl_lines(out / name)) for name in ("dump.jsonl", "errors.jsonl")
-               if (out / name).exists())
-
-
 def wait_for(out, count: int, proc) -> None:
     import time
 
     deadline = time.monotonic() + 60
-    while lines_in(out) < count:
+    while len(output_lines(out)) < count:
         assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, f"{lines_in(out)} of {count} files written"
+        assert time.monotonic() < deadline, f"{len(output_lines(out))} of {count} files written"
         time.sleep(0.05)
 
 
@@ -121,9 +116,7 @@ def test_files_from_a_slow_pipe_are_written_while_it_stays_open(jobs, tmp_path):
             wait_for(out, named, proc)
         proc.stdin.close()
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
-    written = [orjson.loads(line)["path"] for name in ("dump.jsonl", "errors.jsonl")
-               for line in jsonl_lines(out / name)]
-    assert sorted(written) == sorted(files)
+    assert sorted(rec["path"] for rec in output_records(out)) == sorted(files)
 
 
 @pytest.mark.parametrize("args, message", [
