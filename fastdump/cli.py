@@ -106,7 +106,11 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dump(args: argparse.Namespace) -> int:
+    from .pool import BLAS_THREADS
     from .runner import dump  # the heavy imports, only for this command
+
+    for var, one in BLAS_THREADS.items():  # this process's numpy and loky's tracker's too
+        os.environ.setdefault(var, one)
 
     summary = dump(
         args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,

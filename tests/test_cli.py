@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -217,3 +219,20 @@ def test_names_that_are_not_utf8_give_json_every_tool_reads(tmp_path):
     again = run_cli("dump", archive, "-o", out, "--resume", "--no-progress")
     assert "1 unchanged, 1 gone" in again.stderr, again.stderr
     assert jsonl_lines(out / "dump.jsonl") == []
+
+
+def test_a_dump_runs_numpys_blas_on_one_thread_in_its_own_process_too(tmp_path):
+    # joblib imports numpy in the parent, and loky's resource tracker inherits its
+    # environment: neither computes anything with it. A value the user set is kept.
+    code = ("import os, sys; from fastdump.cli import main; "
+            f"assert main(['dump', {pydicom_file('CT_small.dcm')!r}, '-o', sys.argv[1], "
+            "'--no-progress']) == 0; import numpy; "
+            "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for chosen, expected in [(None, "1 1"), ("2", "2")]:
+        if chosen is not None:
+            env["OPENBLAS_NUM_THREADS"] = chosen
+        result = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"o{chosen}")],
+                                capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[:len(expected.split())] == expected.split()

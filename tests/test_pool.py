@@ -15,7 +15,7 @@ import fastdump
 import fastdump.pool
 import fastdump.runner
 from fastdump.pool import WalkSoFar
-from fastdump.types import Entry
+from fastdump.types import Entry, Options
 
 from . import poison
 from .conftest import pydicom_file
@@ -233,3 +233,44 @@ def test_the_pool_keeps_its_workers_after_a_file_read_alone_and_after_a_dead_wor
     assert workers_used() == 2
     pool.kill()
     assert workers_used() == 2
+
+
+def test_a_batch_read_here_is_written_before_the_next_is_read(tmp_path, monkeypatch):
+    # Its time is then its own, what the next batch's size is learned from (four read
+    # at once looked like four in no time: batches of 256 were read here while the
+    # workers, up, waited), and workers once up are handed the very next batch.
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", 3600)  # every batch read here
+    events = []
+
+    def batches():
+        for i in range(5):
+            events.append(f"handed {i}")
+            yield [Entry(str(tmp_path / f"{i}.dcm"), 1, 0.0)]
+
+    with fastdump.pool.StartingPool(2) as pool:
+        for result in fastdump.pool.run_batches(pool, batches(), Options(), in_flight=4):
+            events.append(f"written {len(result.errors)}")
+    assert events == [e for i in range(5) for e in (f"handed {i}", "written 1")]
+
+
+def blas_in_worker() -> tuple[dict[str, str | None], bool, int]:
+    return ({var: os.environ.get(var) for var in fastdump.pool.BLAS_THREADS},
+            "numpy" in sys.modules, len(os.listdir("/proc/self/task")))
+
+
+def test_workers_run_numpys_blas_on_one_thread_unless_the_user_chose(monkeypatch):
+    # joblib imports numpy in every worker; its BLAS would start a thread per core.
+    for var in fastdump.pool.BLAS_THREADS:
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    fastdump.pool.shutdown_local_pool()
+    try:
+        env, numpy_loaded, threads = fastdump.pool.LocalPool(2).submit(
+            blas_in_worker).result(timeout=120)
+        assert env == fastdump.pool.BLAS_THREADS
+        assert numpy_loaded and threads == 1  # numpy is among the test extras
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        env, _, _ = fastdump.pool.LocalPool(2).submit(blas_in_worker).result(timeout=120)
+        assert env == {**fastdump.pool.BLAS_THREADS, "OPENBLAS_NUM_THREADS": "2"}
+    finally:
+        fastdump.pool.shutdown_local_pool()
