@@ -106,11 +106,10 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dump(args: argparse.Namespace) -> int:
-    from .pool import BLAS_THREADS
+    from .pool import blas_env
     from .runner import dump  # the heavy imports, only for this command
 
-    for var, one in BLAS_THREADS.items():  # this process's numpy and loky's tracker's too
-        os.environ.setdefault(var, one)
+    os.environ.update(blas_env())  # this process's numpy and loky's tracker's too
 
     summary = dump(
         args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,

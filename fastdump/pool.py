@@ -355,7 +355,7 @@ def _executor(workers: int) -> Any:
     # (see fastdump.stopping.start_worker).
     return get_reusable_executor(max_workers=workers, timeout=60,
                                  initializer=start_worker, initargs=(os.getpid(),),
-                                 env=_worker_env())
+                                 env=blas_env())
 
 
 # numpy's BLAS starts a thread per core as it loads, and joblib imports numpy where it
@@ -367,9 +367,9 @@ BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "BLIS_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
 
 
-def _worker_env() -> dict[str, str]:
-    """Set in a worker before it imports anything: :data:`BLAS_THREADS`, unless the
-    user set them."""
+def blas_env() -> dict[str, str]:
+    """:data:`BLAS_THREADS`, where the user has not set them: set in a worker before it
+    imports anything, and in the command's own process."""
     return {var: os.environ.get(var, one) for var, one in BLAS_THREADS.items()}
 
 
