@@ -30,8 +30,12 @@ OUTDIR/summary.json. Every regular file found is in exactly one of the two.
 With -o - the records and error lines go to standard output instead (for
 | jq or | duckdb) and the summary to standard error.
 A bad file never stops the run. Exit codes: 0 the run finished (even with bad
-files), 2 a request that cannot be carried out, 130 interrupted (Ctrl-C; run
-the same command with --resume to finish), 141 standard output closed (-o -).
+files), 2 a request that cannot be carried out, 74 OUTDIR could not be written
+(disk full, read-only, removed), 130 interrupted (Ctrl-C), 143 and 129 stopped
+by SIGTERM and SIGHUP, 141 standard output closed (-o -). After 74, 130, 143,
+129 or a kill, the same command with --resume finishes the run: --resume needs
+the first run's --tags, --bulk-threshold and --bulk-any-vr, so that OUTDIR
+holds one kind of record.
 """
 
 
@@ -69,7 +73,7 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                    help="dump only the I-th of N deterministic slices of the files (1-based); "
                         "join the N outputs with fastdump merge")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                   help="worker processes (default: all cores; -1 all, -2 all but one); "
+                   help="worker processes (default, or 0: all cores; -1 all, -2 all but one); "
                         "a run that fastdump's own process finishes sooner, within 3 s, "
                         "starts none")
     p.add_argument("--files-from", metavar="FILE",
@@ -87,7 +91,8 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                         "but written as a BulkDataURI (file, offset, length); default 1024")
     p.add_argument("--resume", action="store_true",
                    help="finish or update an earlier run into OUTDIR: only new or changed "
-                        "files are read; records of changed or deleted files are replaced")
+                        "files are read; records of changed or deleted files are replaced "
+                        "(give the first run's --tags, --bulk-threshold, --bulk-any-vr)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier fastdump run in OUTDIR")
     p.add_argument("--follow-symlinks", action="store_true",

@@ -28,7 +28,7 @@ from .formats.base import Format
 from .lines import error_kind, parse_prefix
 from .outdir import atomic_write, find_manifest, holding
 from .shard import check_shard
-from .types import SKIPPED_EXAMPLES, Summary
+from .types import SKIPPED_EXAMPLES, Summary, read_options_text
 
 SCRATCH_MARK = ".fastdump-merge"
 
@@ -51,14 +51,15 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Su
 
 
 def _merge(sources: list[Path], out: Path, started: float) -> Summary:
-    fmt = _one_format(sources)
+    fmt, read = _one_format(sources)
     summaries = [_finished_summary(src, fmt) for src in sources]
     tmp = _scratch_dir(out, sources)
     summary = Summary(out_dir=str(out), format=fmt.name)
     try:
         _copy_all(fmt, sources, tmp, summary)
         _record(summary, sources, summaries, started)
-        atomic_write(tmp / fmt.files.manifest, orjson.dumps({"format": fmt.name, "merged": True}))
+        manifest = {"format": fmt.name, "merged": True} | ({"read": read} if read else {})
+        atomic_write(tmp / fmt.files.manifest, orjson.dumps(manifest))
         fmt.write_summary(tmp, summary)
         (tmp / SCRATCH_MARK).unlink()
         if out.exists():
@@ -117,19 +118,26 @@ def _finished_summary(src: Path, fmt: Format) -> dict[str, Any]:
     return summary
 
 
-def _one_format(sources: list[Path]) -> Format:
-    formats = {}
+def _one_format(sources: list[Path]) -> tuple[Format, dict[str, Any] | None]:
+    """The inputs' format and read settings (None: written before they were kept)."""
+    manifests = {}
     for src in sources:
         if not src.is_dir():
             raise InputNotFoundError(f"no such output directory: {src}")
         manifest = find_manifest(src)
         if manifest is None:
             raise MergeError(f"{src} holds no fastdump output (no fastdump.json)")
-        formats[src] = orjson.loads(manifest.read_bytes()).get("format")
+        manifests[src] = orjson.loads(manifest.read_bytes())
+    formats = {src: m.get("format") for src, m in manifests.items()}
     if len(set(formats.values())) > 1:
         listed = ", ".join(f"{src} ({fmt})" for src, fmt in formats.items())
         raise MergeError(f"cannot merge outputs of different formats: {listed}")
-    return get_format(next(iter(formats.values())))
+    reads = {src: m["read"] for src, m in manifests.items() if "read" in m}
+    if len({orjson.dumps(r) for r in reads.values()}) > 1:
+        listed = ", ".join(f"{src} ({read_options_text(r)})" for src, r in reads.items())
+        raise MergeError(f"cannot merge outputs dumped with different options, their records "
+                         f"would not match: {listed}")
+    return get_format(next(iter(formats.values()))), next(iter(reads.values()), None)
 
 
 def _scratch_dir(out: Path, sources: list[Path]) -> Path:

@@ -114,7 +114,7 @@ def dump(
     # command started twice, a --resume while the first still runs) is refused.
     with holding(out if os.fspath(out_dir) != STDOUT else None) as hold, \
             path_list(files_from) as files_from:
-        fmt.claim(out, resume, overwrite)
+        fmt.claim(out, resume, overwrite, opts.read)
         hold.again()  # OUTDIR made now, or anew by --overwrite
         if resume:
             check_resume(out, fmt.read_summary(out), shard)

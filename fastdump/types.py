@@ -67,6 +67,24 @@ class ReadSettings:
     def bulk_vrs(self) -> frozenset[str]:
         return BULK_ANY_VRS if self.bulk_any_vr else BINARY_VRS
 
+    def recorded(self) -> dict[str, Any]:
+        """These settings as OUTDIR's ``fastdump.json`` keeps them: records made with other
+        settings would not mix with them (see :meth:`fastdump.formats.Format.claim`)."""
+        tags = None if self.tags is None else [f"{t:08X}" for t in sorted(self.tags)]
+        return {"tags": tags, "bulk_threshold": self.bulk_threshold,
+                "bulk_any_vr": self.bulk_any_vr}
+
+
+def read_options_text(recorded: dict[str, Any]) -> str:
+    """``ReadSettings.recorded()`` as the options of ``fastdump dump`` that give it."""
+    words = []
+    if recorded.get("tags") is not None:
+        words.append(f"--tags {','.join(recorded['tags'])}")
+    words.append(f"--bulk-threshold {recorded.get('bulk_threshold')}")
+    if recorded.get("bulk_any_vr"):
+        words.append("--bulk-any-vr")
+    return " ".join(words)
+
 
 @dataclass(frozen=True, slots=True)
 class Options:

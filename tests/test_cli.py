@@ -146,6 +146,42 @@ def test_second_run_needs_resume_or_overwrite(tmp_path):
     assert run_cli("dump", ct, "-o", tmp_path / "o", "--overwrite").returncode == 0
 
 
+def test_a_resume_with_other_read_options_is_refused_and_nothing_is_mixed(tmp_path, capsys):
+    """Records of --tags, --bulk-threshold or --bulk-any-vr runs differ: OUTDIR keeps one kind."""
+    files = [pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")]
+    out = tmp_path / "o"
+    assert main(["dump", files[0], "-o", str(out), "--tags", "PatientID,Modality",
+                 "--no-progress"]) == 0
+    before = (out / "dump.jsonl").read_bytes()
+    capsys.readouterr()
+    for other in ([], ["--tags", "PatientID"], ["--tags", "PatientID,Modality", "--bulk-any-vr"],
+                  ["--tags", "PatientID,Modality", "--bulk-threshold", "0"]):
+        assert main(["dump", *files, "-o", str(out), "--resume", "--no-progress", *other]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "was dumped with --tags 00080060,00100020 " in err, err
+        assert (out / "dump.jsonl").read_bytes() == before
+    # the same options, in another order, resume it; and the new file's record is a selection too
+    assert main(["dump", *files, "-o", str(out), "--resume", "--no-progress",
+                 "--tags", "(0008,0060),PatientID", "--bulk-threshold", "1024"]) == 0
+    records = output_records(out)
+    assert len(records) == 2 and all(set(r["dataset"]) <= {"00080060", "00100020"}
+                                     for r in records)
+
+
+def test_an_outdir_of_an_older_fastdump_resumes_with_any_options(tmp_path):
+    ct = pydicom_file("CT_small.dcm")
+    out = tmp_path / "o"
+    assert main(["dump", ct, "-o", str(out), "--no-progress"]) == 0
+    manifest = orjson.loads((out / "fastdump.json").read_bytes())
+    assert manifest.pop("read") == {"tags": None, "bulk_threshold": 1024, "bulk_any_vr": False}
+    # as fastdump wrote it before it kept the options
+    (out / "fastdump.json").write_bytes(orjson.dumps(manifest))
+    assert main(["dump", ct, "-o", str(out), "--no-progress", "--resume",
+                 "--bulk-threshold", "0"]) == 0
+    read = orjson.loads((out / "fastdump.json").read_bytes())["read"]
+    assert read["bulk_threshold"] == 0  # from now on it is known
+
+
 def test_help_explains_every_option():
     result = run_cli("dump", "--help")
     assert result.returncode == 0

@@ -157,6 +157,18 @@ def test_different_parquet_columns_are_refused(tmp_path):
         fastdump.merge([a, b], tmp_path / "m")
 
 
+def test_outputs_of_different_read_options_are_refused(tmp_path):
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"], tags="PatientID")
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"])
+    with pytest.raises(fastdump.MergeError, match="dumped with different options.*--tags 00100020"):
+        fastdump.merge([a, b], tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    c = small_dump(tmp_path, "c", ["MR_small.dcm"], tags="PatientID")
+    assert fastdump.merge([a, c], tmp_path / "m").ok == 2
+    read = orjson.loads((tmp_path / "m" / "fastdump.json").read_bytes())["read"]
+    assert read == {"tags": ["00100020"], "bulk_threshold": 1024, "bulk_any_vr": False}
+
+
 def test_out_must_be_new(tmp_path):
     a = small_dump(tmp_path, "a", ["CT_small.dcm"])
     (tmp_path / "full").mkdir()

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..errors import OptionError, OutputDirError
 from ..lines import dumps_json, dumps_line
 from ..outdir import PLAIN, LineFile, SideFiles, atomic_write, find_manifest, writing
-from ..types import Options, Outcome, Summary
+from ..types import Options, Outcome, ReadSettings, Summary, read_options_text
 
 Serializer = Callable[[dict[str, Any]], Any]
 
@@ -104,27 +104,37 @@ class Format:
 
     # -- OUTDIR ------------------------------------------------------------------
 
-    def claim(self, out: Path, resume: bool, overwrite: bool) -> None:
+    def claim(self, out: Path, resume: bool, overwrite: bool, read: ReadSettings) -> None:
         """Make OUTDIR this run's: new or empty, or an earlier run of this format that
-        is resumed (or overwritten). Writes ``fastdump.json``."""
+        is resumed (or overwritten). Writes ``fastdump.json``, with the read settings: a
+        resume with other ones is refused, as its records would not match the others."""
         if out.exists() and not out.is_dir():
             raise OutputDirError(f"OUTDIR {out} is a file, not a directory")
         if out.is_dir() and any(out.iterdir()):
-            self._check_earlier_run(out, resume, overwrite)
+            self._check_earlier_run(out, resume, overwrite, read)
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
             atomic_write(out / self.files.manifest,
-                         orjson.dumps({"format": self.name, "fastdump_version": __version__}))
+                         orjson.dumps({"format": self.name, "fastdump_version": __version__,
+                                       "read": read.recorded()}))
 
-    def _check_earlier_run(self, out: Path, resume: bool, overwrite: bool) -> None:
+    def _check_earlier_run(self, out: Path, resume: bool, overwrite: bool,
+                           read: ReadSettings) -> None:
         manifest = find_manifest(out)
         if manifest is None:
             raise OutputDirError(f"OUTDIR {out} is not empty and holds no fastdump output: "
                                  "choose an empty or new directory")
-        before = orjson.loads(manifest.read_bytes()).get("format")
+        earlier = orjson.loads(manifest.read_bytes())
+        before = earlier.get("format")
         if resume and before != self.name:
             raise OutputDirError(f"OUTDIR {out} holds a --format {before} run; resume it with "
                                  "that format, or use another OUTDIR")
+        # (an OUTDIR written before the read settings were kept has none: nothing to compare)
+        if resume and earlier.get("read", read.recorded()) != read.recorded():
+            raise OutputDirError(
+                f"OUTDIR {out} was dumped with {read_options_text(earlier['read'])}, this run "
+                f"asks for {read_options_text(read.recorded())}: their records would not "
+                "match; resume with the first run's options, or use another OUTDIR")
         if overwrite and not resume:
             with writing(out):
                 shutil.rmtree(out)

@@ -41,7 +41,7 @@ from ..compat import import_optional
 from ..errors import MergeError, OptionError, OutputDirError
 from ..lines import dumps_line, shown
 from ..outdir import PLAIN, UNDERSCORED, atomic_write
-from ..types import Options, Outcome
+from ..types import Options, Outcome, ReadSettings
 from .base import Format, Merger, Serializer, Writer, ledger_line
 
 INDEX_FILE = "_index.jsonl"  # the ledger
@@ -222,10 +222,10 @@ class ParquetFormat(Format):
         _pyarrow()  # before anything is written: say which pip install is missing
         return dataclasses.replace(opts, columns=check_columns(opts.columns))
 
-    def claim(self, out: Path, resume: bool, overwrite: bool) -> None:
+    def claim(self, out: Path, resume: bool, overwrite: bool, read: ReadSettings) -> None:
         if resume and out.is_dir():
             _rename_side_files(out)
-        super().claim(out, resume, overwrite)
+        super().claim(out, resume, overwrite, read)
 
     def prepare(self, out: Path, opts: Options, resume: bool) -> Options:
         """Settle the columns of OUTDIR (a resume keeps those of the first run) and recover it."""

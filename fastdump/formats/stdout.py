@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from ..errors import OptionError
 from ..lines import dumps_line
-from ..types import Options, Outcome, Summary
+from ..types import Options, Outcome, ReadSettings, Summary
 from .base import Format, Serializer, Writer
 
 
@@ -35,7 +35,7 @@ class StdoutFormat(Format):
             raise OptionError(f"--format {fmt.name} writes files: give an OUTDIR "
                               "(-o - writes JSON Lines records to standard output)")
 
-    def claim(self, out: Path, resume: bool, overwrite: bool) -> None:
+    def claim(self, out: Path, resume: bool, overwrite: bool, read: ReadSettings) -> None:
         if resume:
             raise OptionError("--resume needs an OUTDIR: with -o - the records go to standard "
                               "output, where there is nothing to resume from")
