@@ -51,7 +51,7 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Su
 
 
 def _merge(sources: list[Path], out: Path, started: float) -> Summary:
-    fmt, read = _one_format(sources)
+    fmt, read = _one_kind(sources)
     summaries = [_finished_summary(src, fmt) for src in sources]
     tmp = _scratch_dir(out, sources)
     summary = Summary(out_dir=str(out), format=fmt.name)
@@ -118,7 +118,7 @@ def _finished_summary(src: Path, fmt: Format) -> dict[str, Any]:
     return summary
 
 
-def _one_format(sources: list[Path]) -> tuple[Format, dict[str, Any] | None]:
+def _one_kind(sources: list[Path]) -> tuple[Format, dict[str, Any] | None]:
     """The inputs' format and read settings (None: written before they were kept)."""
     manifests = {}
     for src in sources:

@@ -129,11 +129,12 @@ class Format:
         if resume and before != self.name:
             raise OutputDirError(f"OUTDIR {out} holds a --format {before} run; resume it with "
                                  "that format, or use another OUTDIR")
+        wanted = read.recorded()
         # (an OUTDIR written before the read settings were kept has none: nothing to compare)
-        if resume and earlier.get("read", read.recorded()) != read.recorded():
+        if resume and earlier.get("read", wanted) != wanted:
             raise OutputDirError(
                 f"OUTDIR {out} was dumped with {read_options_text(earlier['read'])}, this run "
-                f"asks for {read_options_text(read.recorded())}: their records would not "
+                f"asks for {read_options_text(wanted)}: their records would not "
                 "match; resume with the first run's options, or use another OUTDIR")
         if overwrite and not resume:
             with writing(out):
