@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import os
 import signal
 import sys
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import hotpath, stopping
 from ._version import __version__
-from .errors import FastdumpError
+from .errors import FastdumpError, OutputWriteError
 from .formats import FORMATS, get_format
 from .types import FETCH_CONCURRENCY, SKIPPED_EXAMPLES
 
@@ -268,6 +267,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stopping.exit_code(stopping.signal_number(exc))
 
 
+def _flush_stdout(code: int) -> int:
+    """Flush standard output (closed at start: None); a failure not yet reported is exit 74."""
+    if sys.stdout is None:
+        return code
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    except OSError as exc:
+        if code == 0:
+            print(f"fastdump: error: cannot write to standard output: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return OutputWriteError.exit_code
+    return code
+
+
 def run() -> None:
     """The console script: :func:`main`, then stop the workers and exit.
 
@@ -280,8 +295,7 @@ def run() -> None:
     try:
         with stopping.stop_signals():
             code = main()
-            with contextlib.suppress(BrokenPipeError):
-                sys.stdout.flush()
+            code = _flush_stdout(code)
             sys.stderr.flush()
             timer = threading.Timer(_EXIT_GRACE, os._exit, args=(code,))
             timer.daemon = True
@@ -301,8 +315,7 @@ def _exit(code: int) -> None:
     one (pydicom's dictionaries, numpy's...) took 0.13-0.2 s, a tenth of a small run.
     Everything fastdump wrote is closed by now; the exit handlers still run."""
     atexit._run_exitfuncs()
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
+    code = _flush_stdout(code)
     sys.stderr.flush()
     os._exit(code)
 

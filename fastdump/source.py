@@ -111,7 +111,8 @@ class LocalReadAhead:
         paths, first, probe = self._paths, self._first, self._probe
         for i in range(max(start, self._hinted), min(end, len(paths))):
             try:
-                fd = os.open(paths[i], os.O_RDONLY | os.O_CLOEXEC)
+                # O_NONBLOCK: a FIFO put in a file's place since the walk must not block
+                fd = os.open(paths[i], os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             except OSError:
                 continue
             try:

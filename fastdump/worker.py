@@ -7,8 +7,10 @@ holding its errors.jsonl line.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import threading
 import time
 import warnings
@@ -167,6 +169,9 @@ def _restat(entry: Entry) -> Entry:
     if is_url(entry.path):
         return entry  # object stores: the listing's values are the ones to trust
     st = os.stat(entry.path)
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO put there since the walk would block
+        raise OSError(errno.EINVAL, "not a regular file any more: it was replaced after the "
+                                    "walk found it")
     if (st.st_size, st.st_mtime) == (entry.size, entry.mtime):
         return entry
     return Entry(entry.path, st.st_size, st.st_mtime)

@@ -164,6 +164,21 @@ def test_tags_format_forgets_the_tag_lists_of_gone_files_only(src, tmp_path):
     assert set(listed) | {r["path"] for r in lines(out / "errors.jsonl")} == regular_files(src)
 
 
+def test_tags_format_drops_the_tag_list_of_a_file_that_is_now_an_error(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        shutil.copy(pydicom_file("CT_small.dcm"), src / name)
+    fastdump.dump([src], out, format="tags", progress=False, jobs=1)
+    assert (out / "b_tags.txt").exists()
+    (src / "b.dcm").write_bytes(b"no longer DICOM")
+    summary = fastdump.dump([src], out, format="tags", resume=True, progress=False, jobs=1)
+    assert (summary.changed, summary.errors) == (1, 1)
+    assert [r["path"] for r in lines(out / "errors.jsonl")] == [str(src / "b.dcm")]
+    assert [r["tags_file"] for r in lines(out / "index.jsonl")] == ["a_tags.txt"]
+    assert sorted(p.name for p in out.rglob("*_tags.txt")) == ["a_tags.txt"]
+
+
 def test_paths_that_need_escapes(tmp_path):
     root = tmp_path / "src"
     root.mkdir()

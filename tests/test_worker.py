@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from fastdump import worker
+from fastdump.source import LocalReadAhead
 from fastdump.types import Entry, Lines, Options
 from fastdump.worker import process_batch
 
@@ -31,6 +32,36 @@ def test_file_deleted_or_changed_after_the_walk(tmp_path):
     record = orjson.loads(updated.payload)
     assert (record["size"], record["mtime"]) == (changed.stat().st_size, changed.stat().st_mtime)
     assert record["dataset"]["00080060"]["Value"] == ["MR"]
+
+
+def test_a_file_replaced_by_a_fifo_after_the_walk_is_an_error_not_a_wait(tmp_path):
+    # Opening a FIFO for reading blocks until a writer comes: neither the read nor the
+    # read-ahead hint of the file before it may open it.
+    first, swapped = tmp_path / "first.dcm", tmp_path / "swapped.dcm"
+    for path in (first, swapped):
+        shutil.copy(pydicom_file("CT_small.dcm"), path)
+    entries = [Entry(str(p), p.stat().st_size, p.stat().st_mtime) for p in (first, swapped)]
+    swapped.unlink()
+    os.mkfifo(swapped)
+    started = time.monotonic()
+    read, fifo = process_batch(entries, Options(file_timeout=20))
+    assert time.monotonic() - started < 10
+    assert orjson.loads(read.payload)["dataset"]["00080060"]["Value"] == ["CT"]
+    assert orjson.loads(fifo.error_line)["error"] == (
+        "OSError: not a regular file any more: it was replaced after the walk found it")
+
+
+def test_read_ahead_hints_do_not_open_a_fifo_blocking(tmp_path):
+    first, fifo = tmp_path / "first.dcm", tmp_path / "fifo.dcm"
+    shutil.copy(pydicom_file("CT_small.dcm"), first)
+    os.mkfifo(fifo)
+    ahead = LocalReadAhead([str(first), str(fifo)])
+    outcome = subprocess.run(  # in a child: a blocking open would hang this test's process
+        [sys.executable, "-c", "import sys; from fastdump.source import LocalReadAhead; "
+         "LocalReadAhead(sys.argv[1:]).open(sys.argv[1])", str(first), str(fifo)],
+        capture_output=True, text=True, timeout=60)
+    assert outcome.returncode == 0, outcome.stderr
+    assert ahead.open(str(first)) is None  # and in this process, as the worker calls it
 
 
 def test_per_file_timeout_becomes_an_error_record(tmp_path):

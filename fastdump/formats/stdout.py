@@ -9,12 +9,14 @@ A reader that goes away (``| head``) ends the run quietly: :class:`StdoutClosed`
 
 from __future__ import annotations
 
+import errno as errnos
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import OptionError
+from ..errors import OptionError, OutputWriteError
 from ..lines import dumps_line
 from ..types import Options, Outcome, ReadSettings, Summary
 from .base import Format, Serializer, Writer
@@ -39,6 +41,10 @@ class StdoutFormat(Format):
         if resume:
             raise OptionError("--resume needs an OUTDIR: with -o - the records go to standard "
                               "output, where there is nothing to resume from")
+        if sys.stdout is None:  # started with standard output closed (>&-)
+            raise OutputWriteError("cannot write to standard output: it is closed; open it "
+                                   "(| jq, > FILE) or give an OUTDIR", out_dir="-",
+                                   errno=errnos.EBADF)
 
     def prepare(self, out: Path, opts: Options, resume: bool) -> Options:
         return opts
@@ -77,6 +83,8 @@ class StdoutWriter(Writer):
             self.stream.flush()
         except BrokenPipeError:
             raise StdoutClosed() from None
+        except OSError as exc:
+            raise _write_error(exc) from exc
 
     def close(self) -> None:
         try:
@@ -89,4 +97,14 @@ class StdoutWriter(Writer):
             self.stream.write(line)
         except BrokenPipeError:
             raise StdoutClosed() from None
+        except OSError as exc:
+            raise _write_error(exc) from exc
+
+
+def _write_error(exc: OSError) -> OutputWriteError:
+    # Not OUTDIR's advice (--resume): with -o - there is nothing to resume from.
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return OutputWriteError(f"cannot write to standard output: {reason}; what was written "
+                            "before is whole lines: run the command again, or with an OUTDIR "
+                            "to be able to --resume", out_dir="-", errno=exc.errno)
 

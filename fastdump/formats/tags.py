@@ -8,6 +8,7 @@ mirrored under OUTDIR, so two ``IM0001`` in different folders never collide.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,8 +68,18 @@ class TagsWriter(Writer):
         atomic_write(target, outcome.payload)
         self.ledger.write(ledger_line(outcome, tags_file=str(target.relative_to(self.out_dir))))
 
+    def write_error(self, line: bytes) -> None:
+        # A file read again by --resume that is now an error: the tag list of its earlier
+        # record would stay beside its errors.jsonl line, as if it were still valid.
+        failed = json.loads(line.decode("utf-8", "surrogateescape"))
+        target = self.out_dir / self.layout.relative_target(exact(failed, "path"))
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            target.unlink()
+        super().write_error(line)
+
     def forget(self, line: bytes, gone: bool) -> None:
-        # A vanished file's tag list goes too; a changed file's was rewritten in place.
+        # A vanished file's tag list goes too; a changed file's was rewritten in place,
+        # or removed if it is now an error (write_error).
         if gone:
             old = json.loads(line.decode("utf-8", "surrogateescape"))  # older \udcXX lines too
             if old.get("tags_file"):

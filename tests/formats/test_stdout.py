@@ -56,6 +56,30 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(archive, tmp_path):
     assert b"Traceback" not in err and b"Error" not in err, err
 
 
+def test_a_closed_standard_output_is_one_line_and_exit_74(archive, tmp_path):
+    # fastdump dump ... -o - >&-: Python starts with sys.stdout None
+    command = ["sh", "-c", 'exec "$@" >&-', "sh", *cli_command("dump", archive, "-o", "-")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "fastdump: error: cannot write to standard output: it is closed; open it (| jq, > FILE) "
+        "or give an OUTDIR"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_standard_output_is_one_line_and_exit_74_without_resume_advice(archive,
+                                                                               tmp_path):
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(cli_command("dump", archive, "-o", "-", "-j", "1"),
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                                cwd=tmp_path)
+    assert result.returncode == 74, result.stderr
+    first, *rest = result.stderr.strip().splitlines()
+    assert first.startswith("fastdump: error: cannot write to standard output: No space left")
+    assert "--resume" not in first.replace("to be able to --resume", "")
+    assert "Traceback" not in result.stderr and not rest, result.stderr
+
+
 def test_library_writes_to_stdout(archive, capfdbinary):
     summary = fastdump.dump([archive / "study"], "-", jobs=1, progress=False)
     out = capfdbinary.readouterr().out
