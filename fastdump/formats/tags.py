@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import MergeError
-from ..lines import exact
+from ..lines import exact, parse_prefix
 from ..outdir import atomic_write
 from ..types import Options, Outcome
 from .base import Format, Merger, Serializer, Writer, ledger_line
@@ -71,10 +71,11 @@ class TagsWriter(Writer):
     def write_error(self, line: bytes) -> None:
         # A file read again by --resume that is now an error: the tag list of its earlier
         # record would stay beside its errors.jsonl line, as if it were still valid.
-        failed = json.loads(line.decode("utf-8", "surrogateescape"))
-        target = self.out_dir / self.layout.relative_target(exact(failed, "path"))
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            target.unlink()
+        parsed = parse_prefix(line)
+        if parsed is not None:
+            target = self.out_dir / self.layout.relative_target(parsed[0])
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                target.unlink()
         super().write_error(line)
 
     def forget(self, line: bytes, gone: bool) -> None:
