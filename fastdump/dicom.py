@@ -190,6 +190,11 @@ def truncated_header(offset: int) -> str:
     return f"the file is truncated: it ends inside an element header at offset {offset}"
 
 
+def truncated_inside(size: int) -> str:
+    """Why a file is truncated, when it ends inside an element pydicom was reading."""
+    return f"the file is truncated: it ends at offset {size}, inside an element"
+
+
 # Reads up to n bytes at an offset: fewer only at the end of the file
 ReadAt = Callable[[int, int], bytes]
 

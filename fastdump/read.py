@@ -8,12 +8,14 @@ BulkDataURIs without ever touching their bytes.
 
 from __future__ import annotations
 
+import struct
+
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from . import dicom
-from .errors import NotDicomError
+from .errors import NotDicomError, TruncatedError
 from .selection import read_selected
 from .source import BoundedReader
 from .types import ReadSettings
@@ -55,6 +57,23 @@ def _read(fp: BoundedReader, defer: int | None, preamble: bool,
                                force=not preamble)
     except InvalidDicomError as exc:
         raise NotDicomError(f"not a DICOM file: {exc}") from exc
+    except (struct.error, BytesLengthException, OSError) as exc:
+        if not _cut_short(exc, fp):
+            raise
+        # pydicom names a few cuts by what it could not unpack (in the file meta
+        # header's first elements, in an item's header): the cause is the file's end.
+        raise TruncatedError(dicom.truncated_inside(fp.size)) from exc
+
+
+def _cut_short(exc: Exception, fp: BoundedReader) -> bool:
+    """Whether pydicom failed because it reached the end of the file: not a
+    failing disk (an OSError with an errno), and nothing left to read."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return False
+    try:
+        return fp.tell() >= fp.size
+    except (OSError, ValueError):
+        return False
 
 
 def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,

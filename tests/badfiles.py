@@ -128,6 +128,11 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "cut-in-preamble.dcm": (lambda: original(CT)[:50], "error"),
     "cut-at-marker.dcm": (lambda: original(CT)[:131], "error"),
     "cut-in-meta.dcm": (lambda: original(CT)[:150], "error"),
+    # cuts pydicom names by what it could not unpack: the meta group length's value,
+    # the next element's header, an item's tag in an undefined-length sequence
+    "cut-in-meta-value.dcm": (lambda: original("JPEG2000.dcm")[:143], "error"),
+    "cut-in-meta-header.dcm": (lambda: original("JPEG2000.dcm")[:152], "error"),
+    "cut-in-item-header.dcm": (lambda: original("JPEG2000.dcm")[:887], "error"),
     "random.dcm": (lambda: random_bytes(1, 20_000), "error"),
     "text.dcm": (lambda: b"PatientName=Doe^John\n" * 100, "error"),
     "no-dicm-marker.dcm": (lambda: original(CT)[:128] + b"XXXX" + original(CT)[132:], "error"),

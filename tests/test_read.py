@@ -1,0 +1,71 @@
+"""read (the pydicom path): a file cut short is a TruncatedError wherever pydicom stops."""
+
+from __future__ import annotations
+
+import errno
+import io
+import struct
+
+import pytest
+
+from fastdump import record
+from fastdump.errors import NotDicomError, TruncatedError
+from fastdump.read import _cut_short
+from fastdump.source import BoundedReader
+from fastdump.types import ReadSettings
+
+from .badfiles import original
+
+# Files whose cuts pydicom names by what it could not unpack: the meta group length's
+# value (BytesLengthException), the next element's header (struct.error), an item's
+# header in an undefined-length sequence ("No tag to read"); CT_small.dcm for contrast.
+# (pydicom warns of the cut values it reads, a UI of '1.')
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+NAMES = ["JPEG2000.dcm", "SC_rgb_gdcm_KY.dcm", "JPEGLSNearLossless_08.dcm", "CT_small.dcm"]
+
+
+def reason(path: str, size: int, read) -> str:
+    try:
+        read(path, size, None, ReadSettings())
+    except (TruncatedError, NotDicomError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # anything else is what the test looks for
+        return record.describe_failure(exc)[0]
+    return "read"
+
+
+@pytest.mark.parametrize("read", [record.read_record, record.read_record_pydicom],
+                         ids=["fast-path-first", "pydicom-path"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_cut_in_the_header_is_named_truncated(tmp_path, name, read):
+    data = original(name)
+    cuts = [*range(128, 640), *range(640, min(len(data), 2000), 5)]
+    named = {}
+    for cut in cuts:
+        path = tmp_path / f"{cut}.dcm"
+        path.write_bytes(data[:cut])
+        named[cut] = reason(str(path), cut, read)
+    # (a cut between two elements leaves a shorter header that reads: nothing says it was cut)
+    others = {cut: why for cut, why in named.items()
+              if not why.startswith(("TruncatedError: ", "NotDicomError: ", "read"))}
+    assert not others, others
+    assert sum(why.startswith("TruncatedError: ") for why in named.values()) > len(cuts) // 2
+
+
+def test_the_reason_says_where_the_file_ends(tmp_path):
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(original("JPEG2000.dcm")[:887])  # inside an item's tag
+    assert reason(str(path), 887, record.read_record_pydicom) == (
+        "TruncatedError: the file is truncated: it ends at offset 887, inside an element")
+
+
+def test_a_failing_disk_or_damage_before_the_end_is_not_a_cut():
+    data = io.BytesIO(b"\0" * 100)
+    fp = BoundedReader(data, 100)
+    data.seek(100)
+    assert _cut_short(struct.error("unpack requires a buffer of 4 bytes"), fp)
+    assert _cut_short(OSError("No tag to read at file position 64"), fp)
+    assert not _cut_short(OSError(errno.EIO, "Input/output error"), fp)
+    data.seek(40)
+    assert not _cut_short(struct.error("unpack requires a buffer of 4 bytes"), fp)
