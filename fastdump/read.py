@@ -9,10 +9,12 @@ BulkDataURIs without ever touching their bytes.
 from __future__ import annotations
 
 import struct
+from typing import BinaryIO, cast
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filereader import read_partial
 
 from . import dicom
 from .errors import NotDicomError, TruncatedError
@@ -86,10 +88,13 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     check the Pixel Data element where reading stopped (not with --tags, which
     reads no further than the tags it selects). ``fragments``: check that
     encapsulated Pixel Data ends in the file too (not for objects in a store, where
-    reading the last bytes is one more request per object).
+    reading the last bytes is one more request per object). With ``pixels`` off
+    (--tags), an empty ``ds`` may be a file without the selected tags, not a cut one.
     """
-    if len(ds) == 0:
+    if len(ds) == 0 and (pixels or _ends_after_meta(ds, fp)):
         return "the file ends before its first dataset element"
+    if len(ds) == 0:
+        return None
     if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
     meta = getattr(ds, "file_meta", None)
@@ -115,6 +120,22 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
         fp.seek(stopped_at)
         return problem
     return None
+
+
+def _ends_after_meta(ds: Dataset, fp: BoundedReader) -> bool:
+    """Whether the file holds no whole element after its meta group (or preamble):
+    pydicom read again, up to the first element's header, which it leaves unread
+    (deflated, the whole inflated stream: its end is not the file's; they are few)."""
+    fp.seek(0)
+    force = not dicom.has_preamble(fp.read(dicom.HEAD))
+    fp.seek(0)
+    try:
+        if is_deflated(ds):
+            return len(pydicom.dcmread(fp, stop_before_pixels=True, force=force)) == 0
+        read_partial(cast("BinaryIO", fp), lambda tag, vr, length: True, force=force)
+    except Exception:  # (it read the same bytes once already; if not now, say nothing)
+        return False
+    return fp.size - fp.tell() < 8
 
 
 def _read_at(fp: BoundedReader) -> dicom.ReadAt:

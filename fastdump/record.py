@@ -68,9 +68,7 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
         ds = read_dataset(fp, settings)
         if is_deflated(ds):
             ctx.settings = dataclasses.replace(settings, bulk_threshold=dicom.NO_BULK)
-        # (with --tags, a file holding none of them is an empty selection, not a truncation)
-        problem = (check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
-                   if not tags or len(ds) else None)
+        problem = check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
     if tags:

@@ -25,9 +25,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 NAMES = ["JPEG2000.dcm", "SC_rgb_gdcm_KY.dcm", "JPEGLSNearLossless_08.dcm", "CT_small.dcm"]
 
 
-def reason(path: str, size: int, read) -> str:
+def reason(path: str, size: int, read, settings: ReadSettings | None = None) -> str:
     try:
-        read(path, size, None, ReadSettings())
+        read(path, size, None, settings or ReadSettings())
     except (TruncatedError, NotDicomError) as exc:
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # anything else is what the test looks for
@@ -69,3 +69,28 @@ def test_a_failing_disk_or_damage_before_the_end_is_not_a_cut():
     assert not _cut_short(OSError(errno.EIO, "Input/output error"), fp)
     data.seek(40)
     assert not _cut_short(struct.error("unpack requires a buffer of 4 bytes"), fp)
+
+
+def meta_only(name: str) -> bytes:
+    """The file's preamble and meta group, and nothing after them."""
+    data = original(name)
+    group_length = struct.unpack("<I", data[140:144])[0]
+    return data[:144 + group_length]
+
+
+@pytest.mark.parametrize("read", [record.read_record, record.read_record_pydicom],
+                         ids=["fast-path-first", "pydicom-path"])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "image_dfl.dcm"])  # (and deflated)
+def test_with_tags_a_file_without_a_dataset_is_truncated_too(tmp_path, name, read):
+    cut = tmp_path / "meta-only.dcm"
+    cut.write_bytes(meta_only(name))
+    whole = tmp_path / "whole.dcm"
+    whole.write_bytes(original(name))
+    truncated = "TruncatedError: the file ends before its first dataset element"
+    # a full dump; a tag the files hold; RTPlanLabel, which neither holds
+    for tags in (None, frozenset({0x00100020}), frozenset({0x300A0002})):
+        settings = ReadSettings(tags=tags)
+        assert reason(str(cut), cut.stat().st_size, read, settings) == truncated, tags
+    got = read(str(whole), whole.stat().st_size, None, ReadSettings(tags=frozenset({0x300A0002})))
+    got = got[0] if isinstance(got, tuple) else got  # (read_record says how it read it too)
+    assert got["dataset"] == {} and got["meta"]  # none of the tags: a record, not a cut
