@@ -9,12 +9,14 @@ BulkDataURIs without ever touching their bytes.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.filereader import read_partial
+from pydicom.filereader import read_partial, read_sequence
+from pydicom.fileutil import read_undefined_length_value
+from pydicom.tag import SequenceDelimiterTag
 
 from . import dicom
 from .errors import NotDicomError, TruncatedError
@@ -98,21 +100,28 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
     meta = getattr(ds, "file_meta", None)
-    stopped_at, end = fp.tell(), 0
-    for group in (meta, ds) if meta is not None else (ds,):
+    implicit, little = ds.original_encoding
+    stopped_at, end, last_open = fp.tell(), 0, (-1, "")
+    groups = [(meta, False, True), (ds, implicit, little)] if meta is not None else [
+        (ds, implicit, little)]
+    for group, group_implicit, group_little in groups:
         for tag in list(group.keys()):
-            raw = group.get_item(tag, keep_deferred=True)
-            start, length = getattr(raw, "value_tell", None), getattr(raw, "length", 0)
-            if start is None or length == dicom.UNDEFINED_LENGTH:
+            elem = group.get_item(tag, keep_deferred=True)
+            start, length = _extent(elem, fp, bool(group_implicit), bool(group_little))
+            if start is None:
+                continue
+            if length == dicom.UNDEFINED_LENGTH:
+                last_open = max(last_open, (start, elem.VR))
                 continue
             if start + length > fp.size:
                 return dicom.truncated_value(tag, length, start, fp.size)
             end = max(end, start + length)
+    if stopped_at == fp.size and last_open[0] > end:
+        end = _undefined_end(fp, *last_open, bool(implicit), bool(little))
     if stopped_at == fp.size and 0 < fp.size - end < 8:
         # pydicom read to the end of the file, but the last bytes made no element.
         return dicom.truncated_header(end)
     if pixels and stopped_at < fp.size:
-        implicit, little = ds.original_encoding
         fp.seek(stopped_at)
         head = fp.read(12)
         problem = dicom.pixel_data_overrun(head, stopped_at, fp.size, bool(implicit),
@@ -120,6 +129,44 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
         fp.seek(stopped_at)
         return problem
     return None
+
+
+def _extent(elem: Any, fp: BoundedReader, implicit: bool, little: bool
+            ) -> tuple[int | None, int]:
+    """Where an element's value starts, and its length as the file declares it.
+
+    pydicom keeps most elements raw, with both; those it converts while reading
+    (Specific Character Set, sequences of undefined length) keep only where their
+    value starts: their length is read again from the header before it.
+    """
+    start = getattr(elem, "value_tell", None)
+    if start is not None:
+        return start, elem.length
+    start = getattr(elem, "file_tell", None)
+    if start is None:
+        return None, 0
+    wide = implicit or elem.VR in dicom.LONG_LENGTH_VRS
+    fp.seek(start - (4 if wide else 2))
+    field = fp.read(4 if wide else 2)
+    if len(field) != (4 if wide else 2):
+        return None, 0
+    return start, struct.unpack(("<" if little else ">") + ("I" if wide else "H"), field)[0]
+
+
+def _undefined_end(fp: BoundedReader, start: int, vr: str, implicit: bool, little: bool
+                   ) -> int:
+    """Where an element of undefined length ends (after its delimiter): pydicom reads
+    it again, as it read it the first time; 0 if it cannot say."""
+    fp.seek(start)
+    try:
+        if vr == "SQ":
+            read_sequence(cast("BinaryIO", fp), implicit, little, dicom.UNDEFINED_LENGTH,
+                          "iso8859")
+        else:
+            read_undefined_length_value(cast("BinaryIO", fp), little, SequenceDelimiterTag)
+    except Exception:  # (it read the same bytes once already)
+        return 0
+    return fp.tell()
 
 
 def _ends_after_meta(ds: Dataset, fp: BoundedReader) -> bool:
