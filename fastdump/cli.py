@@ -151,6 +151,8 @@ def _kinds(s: Summary, most: int = 4) -> str:
 
 def _report(s: Summary) -> None:
     resumed = f", {s.unchanged} unchanged, {s.gone} gone" if (s.unchanged or s.gone) else ""
+    if s.not_reached:
+        resumed += f", {s.not_reached} kept (not under this run's PATHs)"
     if s.shard:
         resumed += f" (shard {s.shard})"
     print(
@@ -167,7 +169,8 @@ def _report(s: Summary) -> None:
               f"read{_kinds(s)}", file=sys.stderr)
     if resumed and s.out_dir_records is not None:  # this run's counts are not OUTDIR's
         print(f"fastdump: {s.out_dir} holds {s.out_dir_records} records and "
-              f"{s.out_dir_errors} error lines, the unchanged files' included", file=sys.stderr)
+              f"{s.out_dir_errors} error lines, the unchanged{' and kept' if s.not_reached else ''}"
+              " files' included", file=sys.stderr)
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "

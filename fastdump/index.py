@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import weakref
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,6 +101,7 @@ class LedgerIndex:
                                  PRIMARY KEY (path, place)) WITHOUT ROWID;
             CREATE TABLE found (chunk BLOB);
             CREATE TABLE current (place INTEGER PRIMARY KEY, changed INTEGER);
+            CREATE TABLE unreached (place INTEGER PRIMARY KEY);
         """)
         self._db.execute("BEGIN")  # never committed: the file is deleted at the end
         # deleted at close(), or when the index is dropped or Python exits (a run that raised)
@@ -191,6 +192,26 @@ class LedgerIndex:
             places.frombytes(blob)
             self._db.executemany(insert, ((p >> 1, p & 1) for p in places))
         self._db.execute("DELETE FROM found")
+
+    def keep_unreached(self, still_there: Callable[[str], bool]) -> tuple[int, int]:
+        """Keep the lines of the files the walk did not reach that ``still_there`` finds
+        (a resume given fewer PATHs than the run before): ``(records, error lines)`` kept.
+        Call after :meth:`sort_found`. Streamed: a million such files take no more memory."""
+        db, counts, places = self._db, [0, 0], []
+        cursor = db.cursor()
+        for path, place in cursor.execute(
+                "SELECT line.path, line.place FROM line LEFT JOIN current "
+                "ON current.place = line.place WHERE current.place IS NULL"):
+            if still_there(path_of(path)):
+                counts[place >= ERRORS_FILE] += 1
+                places.append((place,))
+                if len(places) >= 4096:  # (not into current, which the query reads)
+                    db.executemany("INSERT INTO unreached VALUES (?)", places)
+                    places = []
+        db.executemany("INSERT INTO unreached VALUES (?)", places)
+        db.execute("INSERT OR REPLACE INTO current SELECT place, 0 FROM unreached")
+        db.execute("DELETE FROM unreached")
+        return counts[0], counts[1]
 
     def kept(self, first: int, last: int) -> Iterator[int]:
         """The places in ``[first, last)`` of the lines to keep (their file is still there,

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from .index import ERRORS_FILE, LedgerIndex, Row, key
 from .lines import parse_prefix
+from .source import is_url
 from .types import Entry, Problem, Stat
 
 BLOCK = 1 << 20  # bytes read at a time
@@ -51,6 +52,7 @@ class Ledger:
         self.repaired = repaired  # half-written lines cut off by a kill
         self.duplicates = duplicates  # lines for a path seen before (compaction removes them)
         self.unchanged_errors = 0  # files found unchanged whose kept line is an error line
+        self.unreached_errors = 0  # files kept by keep_unreached() whose line is an error line
 
     @property
     def paths(self) -> int:
@@ -79,6 +81,14 @@ class Ledger:
         self.index.note(places)
         return before
 
+    def keep_unreached(self) -> int:
+        """After the walk: keep the lines of the files it did not reach that are still
+        there, as they are (a resume given fewer PATHs, or a shorter --files-from list,
+        than the run before: those files are not gone). Returns how many files."""
+        self.index.sort_found()
+        records, self.unreached_errors = self.index.keep_unreached(_still_there)
+        return records + self.unreached_errors
+
     def items(self) -> Iterator[tuple[str, Stat]]:
         """Every path and its latest stat (for tests and debugging)."""
         return self.index.items()
@@ -86,6 +96,20 @@ class Ledger:
     def close(self) -> None:
         """Delete the index: it is rebuilt at every resume. Idempotent."""
         self.index.close()
+
+
+def _still_there(path: str) -> bool:
+    """Whether a file not reached by the walk is still there. An object in a store is
+    not asked (a request each): one the listing did not give is gone, as before."""
+    if is_url(path):
+        return False
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # cannot tell (a folder it may not search): keep its line, not lose it
+    return True
 
 
 def load(out_dir: Path, ledger_name: str, errors_name: str) -> Ledger:

@@ -38,9 +38,20 @@ def dumps_json(obj: Any, option: int = 0, default: Callable[[Any], Any] | None =
     """``orjson.dumps``, for JSON that may name files whose names are not UTF-8."""
     try:
         return orjson.dumps(obj, default=default, option=option)
-    except TypeError:
+    except TypeError as exc:
+        if "Recursion limit" in str(exc):
+            return _dumps_deep(obj, option, default)
         # orjson refuses lone surrogates: a file name that is not UTF-8
         return orjson.dumps(printable(obj), default=default, option=option)
+
+
+def _dumps_deep(obj: Any, option: int, default: Callable[[Any], Any] | None) -> bytes:
+    """What orjson will not nest deeper than 255 levels (about 84 nested sequences) the
+    standard library writes: the same JSON, but for how a few floats are spelt (1.5e-07
+    for 1.5e-7). Deeper than Python's recursion limit, it raises RecursionError."""
+    text = json.dumps(printable(obj), ensure_ascii=False, separators=(",", ":"),
+                      default=default, allow_nan=False)
+    return text.encode() + (b"\n" if option & orjson.OPT_APPEND_NEWLINE else b"")
 
 
 def printable(record: Any) -> Any:

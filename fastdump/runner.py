@@ -8,6 +8,7 @@ batch, whose outcome writes exactly one line to the ledger or to errors.jsonl.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import sys
@@ -144,8 +145,10 @@ def dump(
                     if not summary.interrupted:
                         job.settle()
             if not summary.interrupted:
-                kept_errors = previous.unchanged_errors if previous is not None else 0
-                summary.out_dir_records = summary.ok + summary.unchanged - kept_errors
+                kept_errors = (previous.unchanged_errors + previous.unreached_errors
+                               if previous is not None else 0)
+                summary.out_dir_records = (summary.ok + summary.unchanged + summary.not_reached
+                                           - kept_errors)
                 summary.out_dir_errors = summary.errors + kept_errors
             summary.pydicom_version = compat.pydicom_version()
             summary.hot_path = hotpath.hot_path()
@@ -341,8 +344,10 @@ class _Job:
         assert previous is not None  # kept by every resumed run
         s = self.summary
         # The walk meets each file once (what two inputs both reach is de-duplicated):
-        # the ledger's other files are gone.
-        s.gone = previous.paths - s.unchanged - s.changed
+        # the ledger's other files are gone, but those still there, which it did not reach.
+        unreached = previous.paths - s.unchanged - s.changed
+        s.not_reached = previous.keep_unreached() if unreached else 0
+        s.gone = unreached - s.not_reached
         if s.gone or s.changed or previous.duplicates:
             # Interruptible: every file is rewritten under a temporary name and
             # renamed, and the next --resume compacts again.
@@ -557,7 +562,24 @@ def resolve_jobs(jobs: int | None) -> int:
         return cores
     if jobs < 0:
         return max(1, cores + 1 + jobs)
+    most = max(cores, _physical_memory() // WORKER_MEMORY)
+    if jobs > most:
+        raise OptionError(f"--jobs {jobs} is more worker processes than this machine's memory "
+                          f"holds (each takes up to ~{WORKER_MEMORY >> 20} MB): at most {most} "
+                          f"here (the default: one a core, {cores})")
     return jobs
+
+
+# Memory a worker process may take: Python, pydicom, joblib and numpy, and its batch
+# (~60 MB measured on CT files), with room for big headers.
+WORKER_MEMORY = 128 << 20
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform: do not refuse
+        return 1 << 62
 
 
 def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float | None,
@@ -566,8 +588,9 @@ def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float |
         raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {bulk_threshold}")
     if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch size must be at least 1, not {batch_size}")
-    if timeout is not None and timeout <= 0:
-        raise OptionError(f"--file-timeout must be more than 0 seconds, not {timeout}")
+    if timeout is not None and not 0 < timeout < math.inf:  # (nan too)
+        raise OptionError(f"--file-timeout must be a number of seconds more than 0 "
+                          f"(a large one, 86400, for a day), not {timeout}")
     if fetch_concurrency < 1:
         raise OptionError(f"--fetch-concurrency must be at least 1, not {fetch_concurrency}")
 

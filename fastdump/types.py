@@ -153,6 +153,9 @@ class Summary:
     new: int = 0
     changed: int = 0
     gone: int = 0  # in OUTDIR from an earlier run, no longer in the archive
+    # in OUTDIR from an earlier run, still there but not reached by this run's PATHs (or
+    # --files-from list): kept as they were (--resume)
+    not_reached: int = 0
     # What OUTDIR holds once the run is over: records (ok, and with --resume the unchanged
     # files' kept) and error lines; None for a run that did not finish
     out_dir_records: int | None = None

@@ -272,3 +272,17 @@ def test_a_dump_runs_numpys_blas_on_one_thread_in_its_own_process_too(tmp_path):
                                 capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr
         assert result.stdout.split()[:len(expected.split())] == expected.split()
+
+
+@pytest.mark.parametrize("option, told", [
+    (("--file-timeout", "nan"), "--file-timeout must be a number of seconds more than 0"),
+    (("--file-timeout", "inf"), "--file-timeout must be a number of seconds more than 0"),
+    (("--jobs", "100000"), "--jobs 100000 is more worker processes than this machine"),
+])
+def test_options_no_run_could_use_are_refused_before_anything_is_read(tmp_path, option, told):
+    # (before: every file an error line with nan or inf, and exit 0; 100,000 workers
+    # brought the kernel's out-of-memory killer on the machine)
+    result = run_cli("dump", pydicom_file("CT_small.dcm"), "-o", tmp_path / "o", *option)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"fastdump: error: {told}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -8,9 +8,15 @@ import json
 import os
 
 import orjson
+import pytest
 
+import fastdump
 from fastdump.lines import dumps_json, dumps_line, error_kind, exact, parse_prefix
-from fastdump.record import error_record
+from fastdump.record import error_record, read_record
+from fastdump.types import ReadSettings
+
+from .badfiles import implicit_file, nested_sequences
+from .helpers import run_cli
 
 
 def test_parse_prefix_reads_path_size_mtime():
@@ -62,3 +68,26 @@ def test_error_kind_is_the_error_type():
     assert error_kind(line) == "TruncatedError"
     assert error_kind(dumps_line(error_record("/x", "FileTimeout", None, None))) == "FileTimeout"
     assert error_kind(b'{"path":"/x","size":1,"mtime":2.0}') == "unknown"
+
+
+@pytest.mark.parametrize("out", ["dir", "-"])
+def test_a_record_nested_deeper_than_orjson_writes_is_written_all_the_same(tmp_path, out):
+    # 90 nested sequences: 270 levels of JSON, past orjson's 255 (before: an error line,
+    # "TypeError: Recursion limit reached", for a file pydicom reads)
+    path = tmp_path / "deep.dcm"
+    path.write_bytes(implicit_file(nested_sequences(90)))
+    st = path.stat()
+    expected, _ = read_record(str(path), st.st_size, st.st_mtime, ReadSettings())
+    if out == "-":
+        result = run_cli("dump", path, "-o", "-", "--no-progress")
+        assert result.returncode == 0, result.stderr
+        (line,) = result.stdout.splitlines()
+    else:
+        summary = fastdump.dump([path], tmp_path / "o", progress=False)
+        assert (summary.ok, summary.errors) == (1, 0)
+        (line,) = (tmp_path / "o" / "dump.jsonl").read_text().splitlines()
+    assert json.loads(line) == json.loads(json.dumps(expected))
+    deepest = json.loads(line)["dataset"]
+    for _ in range(90):
+        deepest = deepest["00081140"]["Value"][0]
+    assert deepest == {"00100020": {"vr": "LO", "Value": ["DEEP"]}}
