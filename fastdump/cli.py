@@ -167,7 +167,8 @@ def _report(s: Summary) -> None:
     elif s.errors:
         print(f"fastdump: see {s.out_dir}/{files.errors} for the files that could not be "
               f"read{_kinds(s)}", file=sys.stderr)
-    if resumed and s.out_dir_records is not None:  # this run's counts are not OUTDIR's
+    earlier = s.unchanged or s.gone or s.not_reached  # (not a fresh --shard run's label)
+    if earlier and s.out_dir_records is not None:  # this run's counts are not OUTDIR's
         print(f"fastdump: {s.out_dir} holds {s.out_dir_records} records and "
               f"{s.out_dir_errors} error lines, the unchanged{' and kept' if s.not_reached else ''}"
               " files' included", file=sys.stderr)

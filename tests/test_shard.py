@@ -33,3 +33,11 @@ def test_a_shard_resumes_only_as_the_same_shard(archive, tmp_path):
             fastdump.dump([archive], out, shard=other, jobs=1, progress=False, resume=True)
     paths = accounted(out)
     assert len(paths) == len(set(paths)) == first.files  # nothing dropped by the refusals
+
+
+def test_a_fresh_shard_run_says_what_it_did_and_no_more(archive, tmp_path, capsys):
+    out = tmp_path / "s1"
+    assert main(["dump", str(archive), "-o", str(out), "--shard", "1/3", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped (shard 1/3) in" in err
+    assert "holds" not in err  # (before: "... the unchanged files' included", of none)
