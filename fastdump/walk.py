@@ -245,4 +245,6 @@ def _classify(
 
 def _os_reason(exc: OSError, what: str) -> str:
     reason = exc.strerror or str(exc)
+    if isinstance(exc, PermissionError):  # as a file's line says it: whose rights count
+        reason += f" (fastdump runs as user id {os.getuid()})"
     return f"{type(exc).__name__}: {what}: {reason}"

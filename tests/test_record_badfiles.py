@@ -196,4 +196,7 @@ def test_files_the_user_may_not_read(tmp_path):
     errors = {r["path"]: r["error"] for r in read_jsonl(out / "errors.jsonl")}
     assert errors[str(root / "secret.dcm")].startswith("PermissionError: Permission denied")
     assert errors[str(root / "locked")].startswith("PermissionError: cannot list directory")
+    for path in ("secret.dcm", "locked"):  # whose rights count (a folder's line said not)
+        assert f"(fastdump runs as user id {65534 if os.geteuid() == 0 else os.getuid()})" \
+            in errors[str(root / path)]
     assert [r["path"] for r in read_jsonl(out / "dump.jsonl")] == [str(root / "open.dcm")]
