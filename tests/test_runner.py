@@ -183,6 +183,35 @@ def test_resume_follows_a_growing_archive(archive, tmp_path):
     assert changed["dataset"]["00080016"]["Value"] == ["1.2.840.10008.5.1.4.1.1.481.5"]
 
 
+@pytest.mark.parametrize("format", ["jsonl", "tags"])
+def test_a_resume_given_part_of_the_archive_keeps_the_rest(archive, tmp_path, format):
+    # (the records of files it does not reach were dropped as gone before)
+    src = tmp_path / "src"
+    shutil.copytree(archive / "study", src)
+    for series in ("series1", "series2"):
+        shutil.copy(pydicom_file("MR_small.dcm"), src / series / "IM0002")
+        (src / series / "notes.txt").write_text("not DICOM")  # an error line
+    out = tmp_path / "o"
+    ledger = "index.jsonl" if format == "tags" else "dump.jsonl"
+    first = fastdump.dump([src], out, format=format, progress=False)
+    os.remove(src / "series2" / "IM0001")  # gone, though this run does not reach it
+    os.utime(src / "series1" / "IM0002", (1, 1))  # changed
+    again = fastdump.dump([src / "series1"], out, format=format, resume=True, progress=False)
+    assert (again.changed, again.unchanged, again.gone, again.not_reached) == (1, 2, 1, 2)
+    assert (again.out_dir_records, again.out_dir_errors) == (first.ok - 1, first.errors)
+    assert sorted(accounted(out, (ledger, "errors.jsonl"))) == sorted(regular_files(src))
+    if format == "tags":  # the tag lists of the files kept are kept too
+        assert len(list(out.rglob("*_tags.txt"))) == first.ok - 1
+    # a list of the changed files alone, as `find -newer` gives it, keeps the rest too
+    os.utime(src / "series2" / "IM0002", (2, 2))
+    listed = tmp_path / "changed.txt"
+    listed.write_text(f"{src / 'series2' / 'IM0002'}\n")
+    third = fastdump.dump([], out, format=format, files_from=str(listed), resume=True,
+                          progress=False)
+    assert (third.changed, third.gone, third.not_reached) == (1, 0, first.files - 2)
+    assert sorted(accounted(out, (ledger, "errors.jsonl"))) == sorted(regular_files(src))
+
+
 def test_the_progress_bar_shows_once_the_run_lasts(archive, tmp_path, monkeypatch, capsys):
     import fastdump.runner
 
