@@ -54,7 +54,7 @@ def path_of(stored: bytes) -> str:
     return stored.decode("utf-8", "surrogatepass")
 
 
-def _connect(target: str) -> sqlite3.Connection:
+def connect(target: str) -> sqlite3.Connection:
     """A connection for one writer that needs no durability: whatever it holds can be rebuilt.
 
     sqlite3 is imported here: a run that neither resumes nor de-duplicates never loads it.
@@ -93,7 +93,7 @@ class LedgerIndex:
         self.file = out_dir / INDEX_FILE
         self.file.unlink(missing_ok=True)  # left by a killed run: rebuilt from the ledger
         # nolock: only this process uses it, and file locks fail on some network filesystems
-        self._db = _connect(f"file:{self._uri(self.file)}?nolock=1")
+        self._db = connect(f"file:{self._uri(self.file)}?nolock=1")
         self._db.executescript("""
             CREATE TABLE line (path BLOB PRIMARY KEY, size INTEGER, mtime REAL,
                                place INTEGER) WITHOUT ROWID;
@@ -253,7 +253,7 @@ class SeenPaths:
     """The paths the walk has handed on, on disk: de-duplication in flat memory."""
 
     def __init__(self) -> None:
-        self._db = _connect("")  # a private temporary database, deleted when closed
+        self._db = connect("")  # a private temporary database, deleted when closed
         self._db.execute("CREATE TABLE seen (path BLOB PRIMARY KEY) WITHOUT ROWID")
         self._db.execute("BEGIN")
 

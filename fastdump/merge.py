@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from . import ledger
+from ._version import __version__
 from .errors import InputNotFoundError, MergeError, OutputDirError
 from .formats import get_format
 from .formats.base import Format
@@ -58,7 +59,8 @@ def _merge(sources: list[Path], out: Path, started: float) -> Summary:
     try:
         _copy_all(fmt, sources, tmp, summary)
         _record(summary, sources, summaries, started)
-        manifest = {"format": fmt.name, "merged": True} | ({"read": read} if read else {})
+        manifest = {"format": fmt.name, "fastdump_version": __version__, "merged": True} | (
+            {"read": read} if read else {})
         atomic_write(tmp / fmt.files.manifest, orjson.dumps(manifest))
         fmt.write_summary(tmp, summary)
         (tmp / SCRATCH_MARK).unlink()

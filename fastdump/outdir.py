@@ -17,7 +17,12 @@ as one line and exits with its own code.
 written through: a write that fails half-way is cut back to the last whole
 line, so a reader (and ``--resume``) never sees half a line, even on a full disk.
 Other files are written whole under a temporary name and renamed
-(:func:`atomic_write`).
+(:func:`atomic_write`); a resume removes what a kill left of those
+(:func:`remove_temporaries`).
+
+``--overwrite`` empties OUTDIR only when everything in it is the earlier run's
+(:func:`first_foreign`, then :func:`empty`): fastdump never deletes a file it
+did not write.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import errno as errnos
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from .errors import OutputDirError, OutputWriteError
 
@@ -66,23 +73,30 @@ MANIFESTS = frozenset((PLAIN.manifest, UNDERSCORED.manifest))
 
 
 def find_manifest(out_dir: Path) -> Path | None:
-    """OUTDIR's ``fastdump.json`` (under either name), or None: not a fastdump output."""
+    """OUTDIR's ``fastdump.json`` (under either name), or None: not a fastdump output.
+    A file of that name that fastdump did not write (a project's settings) does not count."""
     for files in (PLAIN, UNDERSCORED):
         path = out_dir / files.manifest
-        if path.exists():
+        if path.is_file() and is_manifest(path):
             return path
     return None
 
 
-def is_manifest(path: str) -> bool:
+def is_manifest(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a ``fastdump.json`` that fastdump wrote (an OUTDIR's mark),
-    not merely a file of that name."""
+    not merely a file of that name: a JSON object naming a format, and the version that
+    wrote it or nothing but what fastdump writes (``fastdump merge`` writes no version)."""
     try:
         with open(path, "rb") as fp:
-            head = fp.read(4096)
-    except OSError:
+            manifest = orjson.loads(fp.read(_MANIFEST_MAX))
+    except (OSError, orjson.JSONDecodeError):
         return False
-    return head.startswith(b"{") and b'"fastdump_version"' in head
+    return isinstance(manifest, dict) and isinstance(manifest.get("format"), str) and (
+        "fastdump_version" in manifest or manifest.keys() <= _MANIFEST_KEYS)
+
+
+_MANIFEST_MAX = 1 << 20  # bytes: one holds the format and the options, a few KB at most
+_MANIFEST_KEYS = {"format", "read", "merged"}
 
 
 _SPACE = "free space, then run the same command with --resume"
@@ -121,16 +135,28 @@ def output_error(out_dir: str | os.PathLike, exc: OSError) -> OutputWriteError:
         code = int(match[1]) if match else None
     reason = os.strerror(code) if code else (exc.strerror or str(exc))
     path = exc.filename
-    where = ""
-    if path:
-        try:
-            where = f" ({os.path.relpath(path, out_dir)})"
-        except ValueError:  # another drive (Windows)
-            where = f" ({path})"
     advice = _ADVICE.get(code, _OTHER) if code else _OTHER
-    return OutputWriteError(f"cannot write to OUTDIR {out_dir}: {reason}{where}; {advice}",
-                            out_dir=str(out_dir), errno=code,
-                            path=None if path is None else os.fsdecode(path))
+    return OutputWriteError(
+        f"cannot write to OUTDIR {out_dir}: {reason}{_where(path, out_dir)}; {advice}",
+        out_dir=str(out_dir), errno=code, path=None if path is None else os.fsdecode(path))
+
+
+def _where(path: str | bytes | None, out_dir: str | os.PathLike) -> str:
+    """The file an error is about, for its message: relative to OUTDIR when it is inside
+    it, as it is when outside (a parent that could not be made), nothing for OUTDIR itself
+    (the message names it already)."""
+    if not path:
+        return ""
+    shown = os.fsdecode(path)
+    try:
+        rel = os.path.relpath(shown, out_dir)
+    except ValueError:  # another drive (Windows)
+        return f" ({shown})"
+    if rel == os.curdir:
+        return ""
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return f" ({shown})"
+    return f" ({rel})"
 
 
 class LineFile:
@@ -258,24 +284,90 @@ def holding(out: Path | None) -> Iterator[Hold]:
 
 
 _TEMPORARY = itertools.count()
+TEMPORARY = re.compile(r"\.fastdump-\d+-\d+\.tmp")  # the name of atomic_write's temporary
 
 
-def atomic_write(target: Path, data: bytes, *, parents: bool = True) -> None:
+def atomic_write(target: Path, data: bytes, *, parents: bool = True,
+                 scratch: Path | None = None) -> None:
     """Write ``data`` to ``target`` so that no reader ever sees half of it.
 
     ``parents=False`` for files directly in OUTDIR: a removed OUTDIR must be an
     error, not silently created again holding only that file. The temporary
-    file is removed when the write fails (a full disk keeps no half copy).
+    file is removed when the write fails (a full disk keeps no half copy); one a
+    kill leaves is in ``scratch`` (OUTDIR: see :func:`remove_temporaries`), or
+    beside ``target``. An error names ``target``, not the temporary.
     """
     if parents:
         target.parent.mkdir(parents=True, exist_ok=True)
     # Not named after the target: a target's name may be as long as a name can be.
-    tmp = target.with_name(f".fastdump-{os.getpid()}-{next(_TEMPORARY)}.tmp")
+    tmp = (scratch or target.parent) / f".fastdump-{os.getpid()}-{next(_TEMPORARY)}.tmp"
     try:
         with open(tmp, "wb") as fp:
             fp.write(data)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno == errnos.EXDEV and scratch is not None:
+            # target's folder is on another filesystem (a symlink a user made): write beside it
+            return atomic_write(target, data, parents=False)
+        if isinstance(exc, OSError) and exc.filename == str(tmp):
+            exc.filename = str(target)
         raise
+
+
+def remove_temporaries(out: Path) -> None:
+    """Remove the temporary files a killed run left in OUTDIR (only one run holds it)."""
+    with os.scandir(out) as entries:
+        stale = [e.path for e in entries if TEMPORARY.fullmatch(e.name)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+# Whether a run wrote an entry found in OUTDIR's folder ("": OUTDIR itself)
+Owns = Callable[[str, os.DirEntry], bool]
+
+
+def first_foreign(out: Path, owns: Owns) -> str | None:
+    """The first entry under ``out`` that ``owns`` does not accept, as a path relative to
+    ``out`` (a folder's ends with ``/``), or None: all is a run's own. Folders it accepts
+    are looked into; one pass, one folder open at a time (a tags OUTDIR may hold millions
+    of files)."""
+    folders = [""]
+    while folders:
+        folder = folders.pop()
+        with os.scandir(os.path.join(out, folder)) as entries:
+            for entry in entries:
+                rel = os.path.join(folder, entry.name)
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not owns(folder, entry):
+                    return os.path.join(rel, "") if is_dir else rel
+                if is_dir:
+                    folders.append(rel)
+    return None
+
+
+def empty(out: Path) -> None:
+    """Delete everything in ``out``, deepest first, but not ``out`` itself (which the user
+    may have made, and which the run holds). An error names the file it is about (that of
+    ``shutil.rmtree`` names it relative to a folder it does not say)."""
+
+    def stop(exc: OSError) -> None:
+        raise exc
+
+    for folder, dirs, files in os.walk(out, topdown=False, onerror=stop):
+        for name in files:
+            os.unlink(os.path.join(folder, name))
+        for name in dirs:
+            os.rmdir(os.path.join(folder, name))
+
+
+def in_the_way(out: Path) -> Path | None:
+    """What is not a directory where OUTDIR or one of its parents should be, if anything."""
+    for place in (out, *out.parents):
+        if place.is_dir():
+            return None
+        if place.exists():
+            return place
+    return None

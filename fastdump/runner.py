@@ -116,7 +116,7 @@ def dump(
     with holding(out if os.fspath(out_dir) != STDOUT else None) as hold, \
             path_list(files_from) as files_from:
         fmt.claim(out, resume, overwrite, opts.read)
-        hold.again()  # OUTDIR made now, or anew by --overwrite
+        hold.again()  # OUTDIR made now, or emptied by --overwrite
         if resume:
             check_resume(out, fmt.read_summary(out), shard)
         with writing(out):

@@ -224,3 +224,63 @@ def test_line_file_keeps_only_whole_lines_when_the_disk_fills(small_fs):
     data = path.read_bytes()
     assert data and len(data) % len(line) == 0 and data == line * (len(data) // len(line))
     lines.close()
+
+
+READ_ONLY = "Read-only file system"
+
+
+def named_file(stderr: str) -> str:
+    """The file a one-line OUTDIR error names, in parentheses after the reason."""
+    return stderr[stderr.index("(") + 1:stderr.index(")")]
+
+
+def test_overwrite_on_a_read_only_filesystem_names_the_file_it_could_not_delete(small_fs):
+    # (before: "(../../_summary.json)", shutil.rmtree's name of it taken relative to
+    # the current directory, not to OUTDIR)
+    fs = small_fs("4m")
+    out = fs.path / "out"
+    src = pydicom_file("CT_small.dcm")
+    fastdump.dump([src], out, format="parquet", jobs=1, progress=False)
+    mount("-o", "remount,ro", str(fs.path))
+    result = subprocess.run(dump_cmd(src, out, "--overwrite", "--format", "parquet"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == EXIT_OUTDIR
+    check_one_line(result.stderr, out, READ_ONLY, "then run the same command with --resume on it")
+    assert (out / named_file(result.stderr)).is_file()
+
+
+def test_an_outdir_that_cannot_be_made_names_the_folder_that_could_not(small_fs):
+    # (before: "(..)", the parent's path taken relative to OUTDIR)
+    fs = small_fs("1m")
+    mount("-o", "remount,ro", str(fs.path))
+    out = fs.path / "new" / "out"
+    result = subprocess.run(dump_cmd(pydicom_file("CT_small.dcm"), out), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == EXIT_OUTDIR
+    check_one_line(result.stderr, out, READ_ONLY, "then run the same command with --resume on it")
+    assert named_file(result.stderr) == str(fs.path / "new")
+
+
+def test_an_outdir_below_a_file_is_refused_as_a_request(tmp_path):
+    # (before: exit 74, "Not a directory (.); fix the disk, then run the same command with
+    # --resume", as if the disk had failed)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sub"
+    result = subprocess.run(dump_cmd(pydicom_file("CT_small.dcm"), out), capture_output=True,
+                            text=True, timeout=300)
+    assert (result.returncode, result.stderr) == (
+        2, f"fastdump: error: OUTDIR {out} cannot be made: {tmp_path / 'afile'} is a file, "
+           "not a directory\n")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_write_that_fails_names_its_file_not_the_temporary(tmp_path):
+    from fastdump.outdir import atomic_write, output_error
+
+    target = tmp_path / "gone" / "summary.json"  # its folder is not there
+    with pytest.raises(FileNotFoundError) as caught:
+        atomic_write(target, b"{}", parents=False)
+    assert caught.value.filename == str(target)
+    message = str(output_error(tmp_path, caught.value))
+    assert "(gone/summary.json)" in message
+    assert "(.)" not in str(output_error(tmp_path, OSError(errno.EROFS, "ro", str(tmp_path))))

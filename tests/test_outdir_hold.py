@@ -69,5 +69,5 @@ def test_the_library_raises_a_typed_error_and_a_run_ends_holding_nothing(dumped)
             fastdump.dump([src], out, resume=True, progress=False)
     summary = fastdump.dump([src], out, overwrite=True, progress=False)
     assert summary.ok == 3
-    with holding(out):  # the run above let go of its OUTDIR (made anew by --overwrite)
+    with holding(out):  # the run above let go of its OUTDIR (emptied by --overwrite)
         pass

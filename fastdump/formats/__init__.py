@@ -1,47 +1,33 @@
-"""The output formats, by name: the one place that lists them.
+"""The output formats, by name (listed in :mod:`fastdump.formats.registry`).
 
 Each format is one class in one module of this package (see
 :mod:`fastdump.formats.base` for what a format does); a new format is a new
-module plus a line here. Modules are imported when first asked for, so a
-worker of a JSON Lines run never imports pyarrow.
+module plus a line in the registry. Modules are imported when first asked for,
+so a worker of a JSON Lines run never imports pyarrow.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from .registry import REGISTRY, STDOUT_SPEC, load
 
 if TYPE_CHECKING:
     from .base import Format
 
-# --format NAME -> "module:class"
-_REGISTRY = {
-    "jsonl": "jsonl:JsonlFormat",
-    "tags": "tags:TagsFormat",
-    "parquet": "parquet:ParquetFormat",
-}
-# -o - : the sink that writes to standard output instead of an OUTDIR
-_STDOUT = "stdout:StdoutFormat"
 STDOUT = "-"
 
-FORMATS = tuple(_REGISTRY)
-
-
-@cache
-def _load(spec: str) -> Format:
-    module, cls = spec.split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+FORMATS = tuple(REGISTRY)
 
 
 def get_format(name: str) -> Format:
     """The format called ``name``; :class:`~fastdump.errors.OptionError` if there is none."""
-    if name not in _REGISTRY:
+    if name not in REGISTRY:
         from ..errors import OptionError
 
         raise OptionError(f"unknown format {name!r}: choose one of {', '.join(FORMATS)}")
-    return _load(_REGISTRY[name])
+    return cast("Format", load(REGISTRY[name]))
 
 
 def for_output(name: str, out: str | os.PathLike) -> Format:
@@ -52,4 +38,4 @@ def for_output(name: str, out: str | os.PathLike) -> Format:
     from .stdout import StdoutFormat
 
     StdoutFormat.accept(fmt)
-    return _load(_STDOUT)
+    return cast("Format", load(STDOUT_SPEC))

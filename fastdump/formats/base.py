@@ -11,8 +11,9 @@ workers and ``fastdump merge`` only ever ask the format.
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -21,9 +22,23 @@ import orjson
 from .. import ledger
 from .._version import __version__
 from ..errors import OptionError, OutputDirError
-from ..lines import dumps_json, dumps_line
-from ..outdir import PLAIN, LineFile, SideFiles, atomic_write, find_manifest, writing
+from ..index import INDEX_FILE
+from ..lines import dumps_json, dumps_line, shown
+from ..outdir import (
+    PLAIN,
+    TEMPORARY,
+    LineFile,
+    SideFiles,
+    atomic_write,
+    empty,
+    find_manifest,
+    first_foreign,
+    in_the_way,
+    remove_temporaries,
+    writing,
+)
 from ..types import Options, Outcome, ReadSettings, Summary, read_options_text
+from . import registry
 
 Serializer = Callable[[dict[str, Any]], Any]
 
@@ -108,12 +123,18 @@ class Format:
         """Make OUTDIR this run's: new or empty, or an earlier run of this format that
         is resumed (or overwritten). Writes ``fastdump.json``, with the read settings: a
         resume with other ones is refused, as its records would not match the others."""
-        if out.exists() and not out.is_dir():
+        blocker = in_the_way(out)
+        if blocker == out:
             raise OutputDirError(f"OUTDIR {out} is a file, not a directory")
+        if blocker is not None:
+            raise OutputDirError(f"OUTDIR {out} cannot be made: {blocker} is a file, "
+                                 "not a directory")
         if out.is_dir() and any(out.iterdir()):
             self._check_earlier_run(out, resume, overwrite, read)
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
+            if resume:
+                remove_temporaries(out)
             atomic_write(out / self.files.manifest,
                          orjson.dumps({"format": self.name, "fastdump_version": __version__,
                                        "read": read.recorded()}))
@@ -121,11 +142,11 @@ class Format:
     def _check_earlier_run(self, out: Path, resume: bool, overwrite: bool,
                            read: ReadSettings) -> None:
         manifest = find_manifest(out)
-        if manifest is None:
+        earlier = {} if manifest is None else orjson.loads(manifest.read_bytes())
+        before = earlier.get("format")
+        if before not in registry.REGISTRY:
             raise OutputDirError(f"OUTDIR {out} is not empty and holds no fastdump output: "
                                  "choose an empty or new directory")
-        earlier = orjson.loads(manifest.read_bytes())
-        before = earlier.get("format")
         if resume and before != self.name:
             raise OutputDirError(f"OUTDIR {out} holds a --format {before} run; resume it with "
                                  "that format, or use another OUTDIR")
@@ -137,11 +158,43 @@ class Format:
                 f"asks for {read_options_text(wanted)}: their records would not "
                 "match; resume with the first run's options, or use another OUTDIR")
         if overwrite and not resume:
-            with writing(out):
-                shutil.rmtree(out)
+            earlier_format = registry.load(registry.REGISTRY[before])
+            assert isinstance(earlier_format, Format)
+            earlier_format.overwrite(out)
         elif not resume:
             raise OutputDirError(f"OUTDIR {out} already holds a fastdump run: use --resume to "
                                  "finish or update it, or --overwrite to replace it")
+
+    def overwrite(self, out: Path) -> None:
+        """``--overwrite`` of OUTDIR holding a run of this format: empty it, if all it holds
+        is that run's (else OutputDirError naming the first other file, nothing deleted)."""
+        foreign = self.foreign_file(out)
+        if foreign is not None:
+            raise OutputDirError(
+                f"OUTDIR {out} holds {shown(foreign)}, which fastdump did not write (--overwrite "
+                "would delete it): move it out of OUTDIR, or choose another OUTDIR")
+        with writing(out):
+            empty(out)
+
+    def foreign_file(self, out: Path) -> str | None:
+        """The first file or folder in OUTDIR (relative to it) that no run of this format
+        writes; None if there is none."""
+        return first_foreign(out, self.owns)
+
+    def owns(self, folder: str, entry: os.DirEntry) -> bool:
+        """Whether ``entry``, in OUTDIR's subfolder ``folder`` ("": OUTDIR itself), is a
+        file a run of this format writes (a folder it owns is looked into)."""
+        return (not folder and entry.is_file(follow_symlinks=False)
+                and (entry.name in self.own_names or TEMPORARY.fullmatch(entry.name)
+                     is not None))
+
+    @cached_property
+    def own_names(self) -> frozenset[str]:
+        """The files a run of this format writes directly in OUTDIR."""
+        files = self.files
+        names = {self.ledger_name, files.errors, files.summary, files.manifest, INDEX_FILE}
+        # a compaction's temporaries (see ledger.compact)
+        return frozenset(names | {f".{n}.compact" for n in (self.ledger_name, files.errors)})
 
     def prepare(self, out: Path, opts: Options, resume: bool) -> Options:
         """Before the ledger is read: settle the format's options, repair what a kill left."""

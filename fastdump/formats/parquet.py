@@ -27,10 +27,11 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,6 +48,7 @@ from .base import Format, Merger, Serializer, Writer, ledger_line
 INDEX_FILE = "_index.jsonl"  # the ledger
 SETTINGS_FILE = "_parquet.json"  # the columns, kept for resume and merge
 PART_GLOB = "part-*.parquet"
+_PART = re.compile(r"\.?part-\d+\.parquet(\.tmp)?")  # a part, or one being written
 PART_ROWS = 100_000  # rows per part: what a kill can cost, at most, on resume
 ROW_GROUP_ROWS = 4096
 ROW_GROUP_BYTES = 32 << 20  # of JSON text held before a row group is written
@@ -253,6 +255,16 @@ class ParquetFormat(Format):
     def finished(self, out: Path) -> bool:
         return super().finished(out) and not any(out.glob(".part-*.parquet.tmp"))
 
+    def owns(self, folder: str, entry: os.DirEntry) -> bool:
+        return super().owns(folder, entry) or (
+            not folder and entry.is_file(follow_symlinks=False)
+            and _PART.fullmatch(entry.name) is not None)
+
+    @cached_property
+    def own_names(self) -> frozenset[str]:
+        # and the names of before the side files took a leading "_" (see _rename_side_files)
+        return super().own_names | set(_OLD_NAMES) | {SETTINGS_FILE, f".{INDEX_FILE}.reconcile"}
+
     def serializer(self, opts: Options) -> Serializer:
         return partial(serialize_parquet, opts=opts)
 
@@ -263,12 +275,14 @@ class ParquetFormat(Format):
         return ParquetMerger(self, tmp)
 
 
+_OLD_NAMES = {PLAIN.errors: UNDERSCORED.errors, PLAIN.summary: UNDERSCORED.summary,
+              PLAIN.manifest: UNDERSCORED.manifest, "index.jsonl": INDEX_FILE,
+              "parquet.json": SETTINGS_FILE}
+
+
 def _rename_side_files(out: Path) -> None:
     """An OUTDIR written before the side files took a leading ``_``: give them it."""
-    old = {PLAIN.errors: UNDERSCORED.errors, PLAIN.summary: UNDERSCORED.summary,
-           PLAIN.manifest: UNDERSCORED.manifest, "index.jsonl": INDEX_FILE,
-           "parquet.json": SETTINGS_FILE}
-    for before, after in old.items():
+    for before, after in _OLD_NAMES.items():
         if (out / before).exists() and not (out / after).exists():
             os.replace(out / before, out / after)
 
