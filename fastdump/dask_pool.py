@@ -13,6 +13,7 @@ a file kills its worker every time.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -40,23 +41,71 @@ STARTED_TOPIC = "fastdump-file-started"  # events: a file read alone starts on a
 
 
 def check_scheduler(scheduler: str) -> None:
-    """Before OUTDIR is touched: ``distributed`` is installed and a ``tcp://`` scheduler
-    accepts connections. Found only once the run had made OUTDIR, a mistyped address
+    """Before OUTDIR is touched: ``distributed`` is installed, and a Dask scheduler answers
+    at ``scheduler``. Found only once the run had made OUTDIR, a mistyped address
     left it holding an empty run (which the next attempt had to --resume or
-    --overwrite), or, with --overwrite, the earlier run already deleted."""
+    --overwrite), or, with --overwrite, the earlier run already deleted; a server that
+    is not a scheduler made the client hang, or fail with a traceback."""
     import_optional("distributed", "dask", "--scheduler")
     if scheduler == "local":
         return
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
 
-    scheme, location = parse_address(scheduler)
-    if scheme != "tcp":
-        return  # tls://, ucx://...: left to the client
     try:
-        host, port = parse_host_port(location)
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        scheme, location = parse_address(scheduler)
+        get_backend(scheme)  # a known scheme (tpc:// is not)
+        if scheme == "tcp":  # refused at once, where distributed retries until its timeout
+            socket.create_connection(parse_host_port(location), timeout=CONNECT_TIMEOUT).close()
     except (OSError, ValueError) as exc:
         raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    answer = _identity(scheduler)
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise SchedulerError(f"{scheduler} answers, but is not a Dask scheduler "
+                             f"(it says it is {_what(answer)}): give the scheduler's address")
+
+
+def _identity(scheduler: str) -> Any:
+    """What the server at ``scheduler`` says it is (distributed's ``identity`` call),
+    asked in a thread of its own (a caller may be running an event loop)."""
+    from distributed.comm import connect
+
+    async def ask() -> Any:
+        comm = await connect(scheduler, timeout=CONNECT_TIMEOUT)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    answer: list[Any] = []
+
+    def run() -> None:
+        try:
+            answer.append(asyncio.run(asyncio.wait_for(ask(), CONNECT_TIMEOUT)))
+        except BaseException as exc:  # noqa: BLE001 - garbage makes anything fail
+            answer.append(exc)
+
+    thread = threading.Thread(target=run, name="fastdump-scheduler-check", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 5)
+    if not answer or isinstance(answer[0], BaseException):
+        why = _why(answer[0]) if answer else "no answer"
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {why}")
+    return answer[0]
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return f"no answer in {CONNECT_TIMEOUT:g} s (is it a Dask scheduler's address?)"
+    if isinstance(exc, OSError):
+        return str(exc)
+    return f"its answer is not Dask's ({type(exc).__name__})"
+
+
+def _what(answer: Any) -> str:
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    return f"a {kind}" if kind else "something else"
 
 
 class DaskPool:

@@ -222,6 +222,57 @@ def test_unreachable_scheduler_is_one_line_exit_2_and_outdir_untouched(tmp_path,
         assert not out.exists()
 
 
+@contextlib.contextmanager
+def not_a_scheduler(answer: bytes | None):
+    """A TCP server on 127.0.0.1 that is no Dask scheduler: it answers ``answer`` to
+    whatever it is sent (an HTTP server's 400), or nothing at all (None)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                conn.recv(1024)
+                if answer is not None:
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.mark.parametrize("kind", ["mistyped scheme", "HTTP server", "silent server"])
+def test_an_address_that_is_no_scheduler_is_one_line_and_the_earlier_run_stays(tmp_path, kind):
+    # (before: --overwrite had emptied OUTDIR, then a traceback, or a hang for good)
+    out = tmp_path / "out"
+    assert run_cli("dump", pydicom_file("MR_small.dcm"), "-o", out).returncode == 0
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir())
+    answer = None if kind == "silent server" else b"HTTP/1.1 400 Bad Request\r\n\r\n" * 8
+    with not_a_scheduler(answer) as address:
+        if kind == "mistyped scheme":
+            address = address.replace("tcp://", "tpc://")
+        proc = subprocess.run(
+            [sys.executable, "-c",
+             "import sys, fastdump.dask_pool as d, fastdump.cli as c; d.CONNECT_TIMEOUT = 2; "
+             "sys.exit(c.main(sys.argv[1:]))",
+             "dump", pydicom_file("CT_small.dcm"), "-o", str(out), "--overwrite",
+             "--scheduler", address, "--no-progress"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("fastdump: error: ") and proc.stderr.count("\n") == 1
+    assert address in proc.stderr
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
+
+
 def test_scheduler_without_distributed_says_which_install_before_outdir(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
