@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import IO, Protocol
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote, quote_from_bytes
 
 
 class ReadAhead(Protocol):
@@ -178,9 +178,15 @@ def opened(path: str, size: int | None = None) -> Iterator[BoundedReader]:
 def file_uri(path: str) -> str:
     """The ``file://`` URI of ``path`` (percent-encoded; non-UTF-8 names survive).
 
-    A path that is already a URL (``s3://...``) is its own URI.
+    An object in a store (``s3://bucket/key``) keeps its scheme and bucket, its key
+    percent-encoded as a file's path is (a ``#``, ``?``, ``%`` or space in it would
+    otherwise end or change the URI); an ``http(s)://`` URL is its own URI already.
     """
     if is_url(path):
-        return path
+        scheme, _, rest = path.partition("://")
+        if scheme in ("http", "https"):
+            return path
+        bucket, slash, key = rest.partition("/")
+        return f"{scheme}://{bucket}{slash}{quote(key, safe='/')}"
     # What pathlib's as_uri() gives, at a quarter of its cost (once per file).
     return "file://" + quote_from_bytes(os.fsencode(os.path.abspath(path)))

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 import pytest
@@ -33,7 +34,9 @@ PRIVATE_BLOB = bytes(range(256)) * 20
 SMALL = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
 LARGE = "big/large.dcm"  # header longer than one 64 KiB block
 PLAIN = "big/plain.dcm"  # a usual header of a few KB
-OBJECTS = [*SMALL, LARGE, PLAIN, "junk/notes.dcm"]
+# a key URIs must percent-encode: its BulkDataURIs' offset went into a #fragment before
+ODD = "odd names/hash#x q?x=1 %20.dcm"
+OBJECTS = [*SMALL, LARGE, PLAIN, "junk/notes.dcm", ODD]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,8 @@ def s3(tmp_path_factory):
         for name in SMALL:
             shutil.copy(pydicom_file(name), local / name)
         (local / "junk" / "notes.dcm").write_bytes(NOT_DICOM["notes.dcm"])
+        (local / ODD).parent.mkdir()
+        shutil.copy(pydicom_file("CT_small.dcm"), local / ODD)
         write_large_dicom(local / LARGE, LONG_TEXT, PRIVATE_BLOB, PIXEL_BYTES)
         write_large_dicom(local / PLAIN, "nothing to report", PRIVATE_BLOB, PIXEL_BYTES)
         direct = s3fs.S3FileSystem(key="testing", secret="testing",
@@ -99,6 +104,22 @@ def test_records_equal_a_local_dump_of_the_same_files(s3, s3_run, tmp_path):
     assert from_s3["ROOT/junk/notes.dcm"]["error"].startswith("NotDicomError: not a DICOM file")
 
 
+def test_a_bulk_data_uri_of_an_object_names_it_and_its_bytes(s3, s3_run):
+    local, _, _, direct = s3
+    out, _ = s3_run
+    (record,) = [r for r in read_jsonl(out / "dump.jsonl") if r["path"] == URL + ODD]
+    uris = [e["BulkDataURI"] for e in record["dataset"].values() if "BulkDataURI" in e]
+    assert uris
+    for uri in uris:
+        parts = urlparse(uri)
+        query = parse_qs(parts.query)
+        assert (parts.scheme, parts.netloc, parts.fragment) == ("s3", BUCKET, "")
+        assert unquote(parts.path) == f"/{PREFIX}/{ODD}"
+        start, length = int(query["offset"][0]), int(query["length"][0])
+        got = direct.cat_file(f"{BUCKET}{unquote(parts.path)}", start=start, end=start + length)
+        assert got == (local / ODD).read_bytes()[start:start + length]
+
+
 def test_large_object_header_is_complete(s3_run):
     out, _ = s3_run
     rec = next(r for r in read_jsonl(out / "dump.jsonl") if r["path"] == URL + LARGE)
@@ -116,7 +137,7 @@ def test_large_object_header_is_complete(s3_run):
 
 def requests_for(requests: list, name: str, method: str) -> list:
     key = f"/{BUCKET}/{PREFIX}/{name}"
-    return [r for r in requests if r.method == method and r.target.split("?")[0] == key]
+    return [r for r in requests if r.method == method and unquote(r.target.split("?")[0]) == key]
 
 
 @pytest.mark.parametrize("name", [LARGE, PLAIN])
