@@ -77,7 +77,7 @@ def iter_records(
 
 def _entry(path: PathArg) -> Entry:
     """The file (or object, for a URL) ``read_record`` reads, as the walk would find it."""
-    name = os.fsdecode(path)
+    (name,) = path_args([path])  # (a str, bytes or Path, and not empty)
     if is_url(name):
         from .remote import url_entry  # fsspec: only for URLs
 

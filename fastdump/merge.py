@@ -30,18 +30,19 @@ from .lines import error_kind, parse_prefix
 from .outdir import atomic_write, find_manifest, holding
 from .shard import check_shard
 from .types import SKIPPED_EXAMPLES, Summary, read_options_text
+from .walk import PathArg, path_args
 
 SCRATCH_MARK = ".fastdump-merge"
 
 
-def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Summary:
+def merge(inputs: PathArg | Sequence[PathArg], out_dir: str | os.PathLike) -> Summary:
     """Join the fastdump outputs ``inputs`` (all of one format) into the new ``out_dir``.
 
     Raises :class:`~fastdump.errors.MergeError` when they cannot be joined (mixed
     formats, a path in two of them, an unfinished run) and leaves nothing behind.
     """
     started = time.perf_counter()
-    sources = [Path(p) for p in inputs]
+    sources = [Path(p) for p in path_args(inputs)]  # (one path is one input)
     if not sources:
         raise MergeError("nothing to merge: give the output directories to join")
     with contextlib.ExitStack() as held:

@@ -558,6 +558,8 @@ def _open_pool(scheduler: str | None, jobs: int, found: Callable[[], WalkSoFar],
 def resolve_jobs(jobs: int | None) -> int:
     """``--jobs``: None or 0 all cores; -1 all, -2 all but one (joblib's convention)."""
     cores = os.cpu_count() or 1
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool)):
+        raise OptionError(f"jobs must be a whole number of worker processes, not {jobs!r}")
     if jobs is None or jobs == 0:
         return cores
     if jobs < 0:

@@ -33,12 +33,19 @@ def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
     """
     if spec is None:
         return None
+    if isinstance(spec, int):
+        spec = [spec]
+    if not isinstance(spec, (str, Iterable)):
+        raise OptionError(f"tags must be a string (\"PatientID,00080060\") or a list of "
+                          f"keywords and ints, not {type(spec).__name__}")
     items = _PAIR.sub(r"\1\2", spec).split(",") if isinstance(spec, str) else list(spec)
     tags = set()
     for item in items:
-        if isinstance(item, int):
+        if isinstance(item, int) and not isinstance(item, bool):
             tags.add(_checked(item, str(item)))
             continue
+        if not isinstance(item, str):
+            raise OptionError(f"tags: {item!r} is neither a keyword nor a tag number")
         item = item.strip()
         if item:
             tags.add(_tag_of(item))

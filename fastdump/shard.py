@@ -30,7 +30,9 @@ def check_shard(shard: Shard | str | None) -> Shard | None:
             ) from None
     else:
         i, n = shard
-    if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (i, n)):
+        raise OptionError(f"shard must be two whole numbers, (2, 3), or \"2/3\", not {shard!r}")
+    if not 1 <= i <= n:
         raise OptionError(f"--shard {i}/{n}: I must be between 1 and N (shards count from 1)")
     return i, n
 

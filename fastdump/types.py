@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ._version import __version__
 from .dicom import BINARY_VRS, BULK_ANY_VRS, inline_max
+from .errors import OptionError
 
 FETCH_CONCURRENCY = 64  # default header requests in flight per worker (object stores): enough
 # for a store 100 ms away (README, "Many requests in flight")
@@ -57,6 +58,11 @@ class ReadSettings:
     bulk_threshold: int = 1024  # base64 length above which a value is a BulkDataURI
     tags: frozenset[int] | None = None  # --tags: only these top-level elements
     bulk_any_vr: bool = False  # --bulk-any-vr: long values of any VR PS3.18 allows as bulk
+
+    def __post_init__(self) -> None:
+        threshold = self.bulk_threshold
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
+            raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {threshold!r}")
 
     @property
     def inline_max(self) -> int:

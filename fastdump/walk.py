@@ -15,8 +15,9 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from .errors import InputNotFoundError
+from .errors import InputNotFoundError, OptionError
 from .index import SeenPaths
 from .outdir import MANIFESTS, is_manifest
 from .source import is_url
@@ -35,7 +36,18 @@ def path_args(paths: PathArg | Iterable[PathArg]) -> Iterator[str]:
     """
     if isinstance(paths, PathArg):
         paths = [paths]
-    return (os.fsdecode(p) for p in paths)
+    if not isinstance(paths, Iterable):
+        raise OptionError(f"paths must be a path (str, bytes, Path) or a list of them, "
+                          f"not {type(paths).__name__}")
+    return (_one_path(p) for p in paths)
+
+
+def _one_path(path: Any) -> str:
+    if not isinstance(path, PathArg):
+        raise OptionError(f"a path must be a str, bytes or Path, not {type(path).__name__}")
+    if not os.fspath(path):
+        raise OptionError("a path is empty: name a file or folder ('.' for this one)")
+    return os.fsdecode(path)
 
 
 @contextlib.contextmanager

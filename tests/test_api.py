@@ -89,3 +89,35 @@ def test_read_record_of_a_folder_or_a_fifo_is_an_oserror_at_once(tmp_path):
     reader.join(30)
     assert not reader.is_alive(), "read_record waited on the FIFO for a writer"
     assert "not a regular file" in str(raised[0])
+
+
+CT = "CT_small.dcm"
+
+
+@pytest.mark.parametrize("call, told", [
+    (lambda p, o: fastdump.dump([p], o, jobs="2"), "jobs must be a whole number"),
+    (lambda p, o: fastdump.dump([p], o, jobs=1.5), "jobs must be a whole number"),
+    (lambda p, o: fastdump.dump([p], o, shard=("1", "3")), "shard must be two whole numbers"),
+    (lambda p, o: fastdump.dump("", o), "a path is empty"),
+    (lambda p, o: fastdump.read_tags(p, bulk_threshold="10"), "--bulk-threshold must be 0 or"),
+    (lambda p, o: fastdump.read_tags(p, bulk_threshold=None), "--bulk-threshold must be 0 or"),
+    (lambda p, o: fastdump.read_tags(p, bulk_threshold=-1), "--bulk-threshold must be 0 or"),
+    (lambda p, o: fastdump.read_tags(p, tags=1.5), "tags must be a string"),
+    (lambda p, o: fastdump.read_tags(p, tags=[None]), "is neither a keyword nor a tag"),
+    (lambda p, o: fastdump.read_tags(""), "a path is empty"),
+    (lambda p, o: fastdump.read_tags(None), "a path must be a str, bytes or Path"),
+    (lambda p, o: list(fastdump.iter_records(None)), "paths must be a path"),
+])
+def test_arguments_of_the_wrong_kind_are_an_option_error_saying_which(tmp_path, call, told):
+    # (before: a TypeError from deep inside, a false "I must be between 1 and N", the
+    # current folder read for "", or jobs=1.5 and bulk_threshold=-1 taken)
+    with pytest.raises(fastdump.OptionError, match=told):
+        call(pydicom_file(CT), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_one_tag_as_an_int_and_one_output_to_merge_as_a_str(tmp_path):
+    assert list(fastdump.read_tags(pydicom_file(CT), tags=0x00100020)) == ["00100020"]
+    fastdump.dump([pydicom_file(CT)], tmp_path / "a", progress=False)
+    merged = fastdump.merge(str(tmp_path / "a"), tmp_path / "m")  # (before: its characters)
+    assert merged.ok == 1
