@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from .errors import TruncatedError
 from .formats import get_format
 from .lines import dumps_line
 from .record import (
@@ -100,7 +101,27 @@ def _process_one(
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except (Exception, FileTimeout) as exc:  # noqa: BLE001 - any failure is this file's line
         reason, partial = describe_failure(exc, opts.file_timeout)
+        if is_url(entry.path) and isinstance(exc, (OSError, TruncatedError)) \
+                and not isinstance(exc, FileNotFoundError):
+            # read as listed: an object replaced since looks cut, or out of range
+            changed = _changed_since_listed(entry)
+            reason, partial = (changed, None) if changed else (reason, partial)
         return failed(entry, reason, partial, fallback)
+
+
+def _changed_since_listed(entry: Entry) -> str | None:
+    """Why an object failed, when it is not the object that was listed any more (one
+    more request, for an object that failed only)."""
+    from .remote import url_entry
+
+    try:
+        now = url_entry(entry.path)
+    except Exception:  # noqa: BLE001 - then its own error says more
+        return None
+    if (now.size, now.mtime) == (entry.size, entry.mtime):
+        return None
+    return (f"OSError: the object changed after it was listed ({now.size} bytes now, "
+            f"{entry.size} then): --resume reads it again")
 
 
 def _read_ahead(entries: Batch, opts: Options) -> tuple[ReadAhead | None, bool]:

@@ -402,3 +402,19 @@ def test_a_missing_prefix_is_found_out_in_one_request(store, tmp_path, url):
     assert proc.returncode == 2
     assert proc.stderr == f"fastdump: error: no such object or prefix: {url}\n"
     assert len(store.proxy.requests) == 1
+
+
+@pytest.mark.parametrize("replacement", ["MR_small.dcm", "rtstruct.dcm"])  # smaller, larger
+def test_an_object_replaced_after_the_listing_says_so(s3_env, replacement):
+    # (before: "The requested range is not satisfiable", or a TruncatedError of a healthy
+    # object: it was read with the size the listing gave)
+    store = s3_env
+    key = f"{BUCKET}/replaced/{replacement}"
+    store.direct.pipe(key, (Path(pydicom_file("CT_small.dcm"))).read_bytes())
+    [entry] = list(walk([f"s3://{key}"]))
+    new = Path(pydicom_file(replacement)).read_bytes()
+    store.direct.pipe(key, new[:200] if replacement == "MR_small.dcm" else new)
+    [outcome] = process_batch([entry], Options(fetch_concurrency=4))
+    error = orjson.loads(outcome.error_line)["error"]
+    assert error.startswith("OSError: the object changed after it was listed"), error
+    assert f"({store.direct.info(key)['size']} bytes now, {entry.size} then)" in error
