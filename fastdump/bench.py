@@ -513,6 +513,8 @@ def run_bench(
         (f"fastdump --jobs {jobs}", lambda w: run_fastdump(target, w, jobs)),
         (TOJSON, lambda w: run_loop("tojson", target, w, TOJSON)),
     ]
+    if jobs == 1:  # (the same run twice, before)
+        del steps[2]
     exe = shutil.which("dcmdump") if dcmdump else None
     if exe:
         steps.append((DCMDUMP, lambda w: run_dcmdump(target, w, exe)))

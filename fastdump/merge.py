@@ -147,8 +147,11 @@ def _scratch_dir(out: Path, sources: list[Path]) -> Path:
     """The hidden directory next to OUT where the merge is built."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputDirError(f"OUT {out} exists and is not an empty directory: choose a new one")
-    if any(out.resolve() == src.resolve() for src in sources):
-        raise OutputDirError(f"OUT {out} is one of the inputs: choose a new directory")
+    for src in sources:
+        if out.resolve().is_relative_to(src.resolve()):  # (an input's next run would hold it)
+            where = "is" if out.resolve() == src.resolve() else "lies inside"
+            raise OutputDirError(f"OUT {out} {where} the input {src}: choose a new directory "
+                                 "outside the inputs")
     tmp = out.parent / f".{out.name}.merging"
     if (tmp / SCRATCH_MARK).exists():  # left by a killed merge
         shutil.rmtree(tmp)

@@ -187,6 +187,16 @@ def test_a_parallel_run_without_workers_is_pointed_out():
     assert workers_note([row(DCMDUMP, None)]) is None
 
 
+def test_bench_on_one_core_times_fastdump_once(tmp_path, monkeypatch):
+    # (before: "fastdump --jobs 1" twice, the same run under two rows)
+    from fastdump.bench import run_bench
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    rows = run_bench([TESTDATA_DIR], sample=4, jobs=1, runs=1, dcmdump=False)
+    tools = [row.tool for row in rows]
+    assert tools == [IO_FLOOR, "fastdump --jobs 1", TOJSON]
+
+
 def test_bench_jobs_read_as_dump_reads_them():
     cores = os.cpu_count() or 1
     assert resolve_jobs(None) == resolve_jobs(0) == resolve_jobs(-1) == cores

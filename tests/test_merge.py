@@ -203,3 +203,13 @@ def test_skipped_entries_are_summed_and_named(tmp_path):
     assert summary["skipped"] == 2
     assert [e["path"] for e in summary["skipped_examples"]] == [
         str(tmp_path / "a" / "pipe"), str(tmp_path / "b" / "pipe")]
+
+
+def test_out_inside_an_input_is_refused(tmp_path):
+    # (before: accepted, the merge written inside one of its own inputs)
+    a = small_dump(tmp_path, "a", ["CT_small.dcm"])
+    b = small_dump(tmp_path, "b", ["MR_small.dcm"])
+    for out, where in ((a / "inner", "lies inside"), (b / "x" / "y", "lies inside")):
+        with pytest.raises(OutputDirError, match=f"OUT {out} {where} the input"):
+            fastdump.merge([a, b], out)
+    assert not (a / "inner").exists() and not list(a.glob(".*merging"))
