@@ -92,3 +92,10 @@ def keyword_dict() -> dict[str, int]:
 
 def tag_for_keyword(keyword: str) -> int | None:
     return keyword_dict().get(keyword)
+
+
+def repeating_mask(keyword: str) -> str | None:
+    """The mask (``"60xx0010"``) of a keyword of a repeating group (OverlayRows), which
+    names no one tag: one element for each group of the range."""
+    return next((mask for mask, entry in _tables()[1].items() if entry[4] == keyword), None)
+

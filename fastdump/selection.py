@@ -60,6 +60,10 @@ def _tag_of(item: str) -> int:
     if pair := _PAIR.fullmatch(item):  # an item of a list: not split at its comma
         return _checked(int(pair[1] + pair[2], 16), item)
     tag = dictionary.tag_for_keyword(item)
+    if tag is None and (mask := dictionary.repeating_mask(item)):
+        raise OptionError(f"--tags: {item!r} names a repeating group's elements ({mask}), one "
+                          "for each group: give those you want as 8 hex digits, e.g. "
+                          f"{mask.replace('x', '0').upper()}")
     if tag is None:
         hint = _close_keywords(item)
         raise OptionError(

@@ -90,6 +90,10 @@ class Column:
 def column(keyword: str) -> Column:
     """The column for a DICOM keyword; OptionError for one that is unknown or not a scalar."""
     tag = dictionary.tag_for_keyword(keyword)
+    if tag is None and dictionary.repeating_mask(keyword):
+        raise OptionError(f"--columns: {keyword!r} names a repeating group's elements "
+                          f"({dictionary.repeating_mask(keyword)}), one for each group, which "
+                          "no one column holds; --tags takes them as 8 hex digits")
     if tag is None:
         raise OptionError(f"--columns: {keyword!r} is not a DICOM keyword (spelled as in "
                           "pydicom, e.g. PatientName, SeriesInstanceUID)")
