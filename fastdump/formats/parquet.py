@@ -321,8 +321,21 @@ class ParquetWriter(Writer):
     def close(self) -> None:
         try:
             self._close_part()
+            if not any(self.out_dir.glob(PART_GLOB)):
+                self._write_empty_part()
         finally:
             super().close()
+
+    def _write_empty_part(self) -> None:
+        """No file made a row (none found, or all bad): one part of no rows, so that
+        ``read_parquet('out')`` and ``'out/*.parquet'`` still find the columns."""
+        final = self.out_dir / self._part_name
+        try:
+            self._pq.write_table(self.schema.empty_table(), str(_temp(final)))
+            os.replace(_temp(final), final)
+        except OSError as exc:
+            exc.filename = exc.filename or str(_temp(final))
+            raise
 
     @property
     def _part_name(self) -> str:
@@ -526,6 +539,7 @@ class ParquetMerger(Merger):
             for line in ledger.iter_lines(src / INDEX_FILE):
                 listed[json.loads(line)["part"]] += 1
         rows = {p.name: _num_rows(p) for p in src.glob(PART_GLOB)}
+        rows = {name: n for name, n in rows.items() if n != 0}  # (a run that made no row)
         cut_short = any(rows.get(part) != count for part, count in listed.items())
         if cut_short or set(rows) - set(listed):
             raise MergeError(f"{src} holds Parquet rows its {INDEX_FILE} does not list "

@@ -380,3 +380,24 @@ def test_a_resume_renames_the_side_files_of_an_older_layout(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "_errors.jsonl", "_fastdump.json", "_index.jsonl", "_parquet.json", "_summary.json",
         "part-00000.parquet", "part-00001.parquet"]
+
+
+def test_a_run_that_made_no_row_still_leaves_the_columns(tmp_path):
+    # (before: no part at all; pandas read no columns, and DuckDB found no file)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "notes.txt").write_text("not DICOM")
+    out = tmp_path / "out"
+    summary = fastdump.dump([src], out, format="parquet", progress=False)
+    assert (summary.ok, summary.errors) == (0, 1)
+    ((count,),) = duckdb.sql(f"select count(*) from '{out}/*.parquet'").fetchall()
+    assert count == 0
+    names = [row[0] for row in duckdb.sql(f"describe select * from '{out}/*.parquet'").fetchall()]
+    assert names[:3] == ["path", "size", "mtime"] and "PatientName" in names
+    shutil.copy(pydicom_file("CT_small.dcm"), src / "ct.dcm")  # and a resume adds its row
+    again = fastdump.dump([src], out, format="parquet", resume=True, progress=False)
+    assert (again.new, again.unchanged) == (1, 1)
+    ((rows,),) = duckdb.sql(f"select count(*) from '{out}/*.parquet'").fetchall()
+    assert rows == 1
+    merged = fastdump.merge([out], tmp_path / "merged")
+    assert merged.ok == 1
