@@ -97,7 +97,7 @@ def dump(
     if resume and overwrite:  # (before, --resume won, silently)
         raise OptionError("--resume and --overwrite exclude each other: --resume adds to "
                           "the run in OUTDIR, --overwrite replaces it")
-    _check_options(bulk_threshold, batch_size, file_timeout, fetch_concurrency)
+    _check_options(batch_size, file_timeout, fetch_concurrency)  # (the threshold: ReadSettings)
     fmt = for_output(format, out_dir)
     read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
                         bulk_any_vr=bulk_any_vr)
@@ -584,10 +584,8 @@ def _physical_memory() -> int:
         return 1 << 62
 
 
-def _check_options(bulk_threshold: int, batch_size: int | None, timeout: float | None,
-                   fetch_concurrency: int) -> None:
-    if bulk_threshold < 0:
-        raise OptionError(f"--bulk-threshold must be 0 or more bytes, not {bulk_threshold}")
+def _check_options(batch_size: int | None, timeout: float | None, fetch_concurrency: int
+                   ) -> None:
     if batch_size is not None and batch_size < 1:
         raise OptionError(f"batch size must be at least 1, not {batch_size}")
     if timeout is not None and not 0 < timeout < math.inf:  # (nan too)

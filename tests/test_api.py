@@ -99,6 +99,7 @@ CT = "CT_small.dcm"
     (lambda p, o: fastdump.dump([p], o, jobs=1.5), "jobs must be a whole number"),
     (lambda p, o: fastdump.dump([p], o, shard=("1", "3")), "shard must be two whole numbers"),
     (lambda p, o: fastdump.dump("", o), "a path is empty"),
+    (lambda p, o: fastdump.dump([p], o, bulk_threshold="10"), "--bulk-threshold must be 0 or"),
     (lambda p, o: fastdump.read_tags(p, bulk_threshold="10"), "--bulk-threshold must be 0 or"),
     (lambda p, o: fastdump.read_tags(p, bulk_threshold=None), "--bulk-threshold must be 0 or"),
     (lambda p, o: fastdump.read_tags(p, bulk_threshold=-1), "--bulk-threshold must be 0 or"),
