@@ -322,19 +322,19 @@ class ParquetWriter(Writer):
         try:
             self._close_part()
             if not any(self.out_dir.glob(PART_GLOB)):
-                self._write_empty_part()
+                # No file made a row (none found, or all bad): a part of no rows, so that
+                # read_parquet('out') and 'out/*.parquet' still find the columns.
+                self._open_part()
+                self._close_part()
         finally:
             super().close()
 
-    def _write_empty_part(self) -> None:
-        """No file made a row (none found, or all bad): one part of no rows, so that
-        ``read_parquet('out')`` and ``'out/*.parquet'`` still find the columns."""
-        final = self.out_dir / self._part_name
+    def _open_part(self) -> None:
         try:
-            self._pq.write_table(self.schema.empty_table(), str(_temp(final)))
-            os.replace(_temp(final), final)
+            self._part = self._pq.ParquetWriter(str(_temp(self.out_dir / self._part_name)),
+                                                self.schema, compression="zstd")
         except OSError as exc:
-            exc.filename = exc.filename or str(_temp(final))
+            exc.filename = exc.filename or str(_temp(self.out_dir / self._part_name))
             raise
 
     @property
@@ -346,8 +346,7 @@ class ParquetWriter(Writer):
             return
         try:
             if self._part is None:
-                self._part = self._pq.ParquetWriter(str(_temp(self.out_dir / self._part_name)),
-                                                    self.schema, compression="zstd")
+                self._open_part()
             self._part.write_table(_table(self.schema, self._rows),
                                    row_group_size=len(self._rows))
         except OSError as exc:

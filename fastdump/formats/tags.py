@@ -163,7 +163,7 @@ class TagsWriter(Writer):
         # A vanished file's tag list goes too; a changed file's was rewritten in place,
         # or removed if it is now an error (write_error).
         if gone:
-            old = json.loads(line.decode("utf-8", "surrogateescape"))  # older \udcXX lines too
+            old = _parsed(line)
             if old.get("tags_file"):
                 (self.out_dir / exact(old, "tags_file")).unlink(missing_ok=True)
 
@@ -274,15 +274,20 @@ class TagLists:
         self._db.close()
 
 
+def _parsed(line: bytes) -> dict[str, Any]:
+    """A ledger line, older ones too (they wrote names that are not UTF-8 as \\udcXX)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line.decode("utf-8", "surrogateescape"))
+
+
 def _named_lists(index: Path) -> Iterator[tuple[bytes, bytes]]:
     """``(tags_file, path)`` of each ledger line that has a tag list, as index keys."""
     for line in ledger.iter_lines(index):
         if not line.endswith(b"\n"):
             continue  # cut by a kill (the ledger's own reader drops it too)
-        try:
-            entry = orjson.loads(line)
-        except orjson.JSONDecodeError:  # older lines wrote undecodable names as \udcXX
-            entry = json.loads(line.decode("utf-8", "surrogateescape"))
+        entry = _parsed(line)
         if entry.get("tags_file"):
             yield stored(exact(entry, "tags_file")), stored(exact(entry, "path"))
 
@@ -291,7 +296,7 @@ class TagsMerger(Merger):
     """Copies each tag list beside its ledger line; two inputs writing one list are refused."""
 
     def copy(self, src: Path, line: bytes, out: BinaryIO) -> None:
-        tags_file = exact(json.loads(line), "tags_file")
+        tags_file = exact(_parsed(line), "tags_file")
         target = self.tmp / tags_file
         if target.exists():
             raise MergeError(f"two inputs write the tag list {tags_file} (the second is {src}): "
