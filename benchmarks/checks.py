@@ -63,3 +63,13 @@ def info(what: str, fast: Contender, peer: Contender, metric: str = "files_per_s
     check = ratio(what, fast, peer, 0.0, metric)
     check.update(kind="info", target="—", met=None)
     return check
+
+
+def machine(what: str, many: Contender, one: Contender) -> dict:
+    """The machine's own ceiling for a --jobs ratio (one process's time over many's),
+    shown beside the targets, with none of its own."""
+    a, b = _side(many, "seconds"), _side(one, "seconds")
+    value = _median(b) / _median(a) if _median(a) and _median(b) else None
+    return {"what": what, "kind": "machine", "fastdump": a, "peer": b, "value": value,
+            "shown_value": "n/a" if value is None else f"{value:.2f}× (time over time)",
+            "target": "— (the ceiling of the rows above)", "met": None}

@@ -104,7 +104,7 @@ def targets_table(records: list[dict]) -> str:
     rows = []
     for rec in records:
         for c in rec["checks"]:
-            if c["kind"] == "info":
+            if c["kind"] == "info":  # a sweep's other rows: in the suite's own table
                 continue
             peer = c["peer"]["name"] if c["peer"] else "—"
             rows.append([c["what"], c["fastdump"]["name"], _side_cell(c["fastdump"]), peer,

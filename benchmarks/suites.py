@@ -53,11 +53,14 @@ class Sizes:
     # the parent's memory, --jobs 2: 100 times more files, so that 20 bytes per file
     # (20 MB) stands out of the few MB one command's peak varies by from run to run
     memory: tuple[int, int] = (10_000, 1_000_000)
+    # benchmarks/spin.py's work, in one process and in PARALLEL_JOBS: about as long as
+    # fastdump --jobs 1 on the smaller scaling archive (~2-3 s of one core)
+    spin_units: int = 400
 
 
 FULL = Sizes()
 QUICK = Sizes(ct=200, mix=300, scaling=(300, 1_500), s3_objects=30,
-              resume=(300, 1_000, 3_000), memory=(300, 3_000))
+              resume=(300, 1_000, 3_000), memory=(300, 3_000), spin_units=20)
 
 
 @dataclass
@@ -91,6 +94,15 @@ def fastdump_dump(name: str, target: str, files: int, *extra: str, group: str = 
 
     shown = " ".join(["fastdump dump", "ARCHIVE", "-o OUT", *extra])
     return Contender(name, shown, commands, files, nbytes, judge, group=group)
+
+
+def spin(processes: int, units: int) -> Contender:
+    """benchmarks/spin.py: ``units`` of pure-Python work in ``processes`` processes at once."""
+    argv = [sys.executable, str(HERE / "spin.py"), str(units), str(processes)]
+    plural = "es" if processes > 1 else ""
+    return Contender(f"pure Python, {processes} process{plural} ({units} units of work)",
+                     f"python benchmarks/spin.py {units} {processes}", lambda scratch: [argv],
+                     units, group="this machine")
 
 
 def _judge_summary(out: Path, m: Measured, files: int, resume: bool) -> tuple[int | None, str]:
@@ -251,14 +263,18 @@ def scaling_suite(s: Settings) -> dict:
         memory.append(fastdump_dump(f"fastdump --jobs {PARALLEL_JOBS}, {n:,} links", str(root),
                                     n, "--jobs", str(PARALLEL_JOBS), group=f"{n:,} links"))
         infos[root.name] = _links_info(root, n)
-    _run(s, contenders + memory)
+    machine = [spin(j, s.sizes.spin_units) for j in (1, PARALLEL_JOBS)]
+    _run(s, contenders + machine + memory)
     result = [checks.ratio(f"{n:,} files (tiny pixels): --jobs {PARALLEL_JOBS} vs --jobs 1",
                            many, one, 1.7) for n, (one, many) in by_size]
+    result.append(checks.machine(
+        f"this machine: the same pure-Python work in {PARALLEL_JOBS} processes vs 1 "
+        f"(the most --jobs {PARALLEL_JOBS} vs --jobs 1 can reach here)", machine[1], machine[0]))
     small, large = memory[0], memory[-1]
     result.append(checks.growth(
         f"parent peak RSS, --jobs {PARALLEL_JOBS}, {small.files:,} → {large.files:,} files "
         "(hard links): flat", small, large, 20.0))
-    return _record("scaling", infos, contenders + memory, result)
+    return _record("scaling", infos, contenders + machine + memory, result)
 
 
 def resume_suite(s: Settings) -> dict:

@@ -220,6 +220,7 @@ import checks  # noqa: E402
 import harness  # noqa: E402
 import report  # noqa: E402
 import run as bench_run  # noqa: E402
+import spin  # noqa: E402
 import suites  # noqa: E402
 
 
@@ -306,6 +307,26 @@ def test_tables_come_from_the_records():
     block = report.full_block([ct, s3])
     assert "`fastdump 0.1.0 (compiled hot path)`" in block and "DCMTK 3.6.7" in block
     assert "| fastdump --jobs 1 | `fastdump --jobs 1 ARCHIVE` | 1,000 |" in block
+
+
+def test_the_machines_ceiling_shows_beside_the_targets():
+    one = fake_contender("pure Python, 1 process", 400, [2.0, 2.2, 1.9], group="this machine")
+    two = fake_contender("pure Python, 2 processes", 400, [1.25, 1.3, 1.2], group="this machine")
+    check = checks.machine("this machine: 2 processes vs 1", two, one)
+    assert check["value"] == pytest.approx(2.0 / 1.25) and check["met"] is None
+    scaling = fake_record("scaling", [one, two], [check])
+    row = report.targets_table([scaling]).splitlines()[2]
+    assert row.startswith("| this machine: 2 processes vs 1 | pure Python, 2 processes | 1.25 s")
+    assert row.endswith("| 1.60× (time over time) | — (the ceiling of the rows above) | — |")
+
+
+def test_spin_splits_the_same_work_and_runs_it_in_fresh_processes():
+    assert spin.shares(400, 1) == [400] and spin.shares(400, 2) == [200, 200]
+    assert spin.shares(5, 2) == [3, 2] and sum(spin.shares(401, 3)) == 401
+    assert spin.spin(1) == sum(i * i % 7 for i in range(spin.ITERATIONS_PER_UNIT))
+    script = Path(spin.__file__)
+    done = subprocess.run([sys.executable, str(script), "2", "2"], capture_output=True)
+    assert done.returncode == 0 and not done.stderr
 
 
 def test_resume_table_gives_growth_per_file():
