@@ -131,7 +131,6 @@ def walk_chunks(
     """:func:`walk`, a chunk at a time: a directory's files (at most :data:`CHUNK`), or one
     file named as an input. A chunk is handed on as soon as its directory is listed."""
     seen: SeenPaths | _Unseen = SeenPaths() if dedupe else _Unseen()
-    visited_dirs: set[tuple[int, int]] = set()
     try:
         for given in inputs:
             if is_url(given):  # s3://bucket/prefix/ and other fsspec URLs
@@ -145,7 +144,7 @@ def walk_chunks(
                     yield [Problem(path, _os_reason(exc, "cannot read"))]
                 continue
             if stat.S_ISDIR(st.st_mode):
-                yield from _walk_dir(path, st, follow_symlinks, seen, visited_dirs)
+                yield from _walk_dir(path, st, follow_symlinks, seen)
             elif seen.first_time([path])[0]:
                 yield [_one_file(path, st)]
     finally:
@@ -172,15 +171,19 @@ def _walk_dir(
     root_st: os.stat_result,
     follow_symlinks: bool,
     seen: SeenPaths | _Unseen,
-    visited_dirs: set[tuple[int, int]],
 ) -> Iterator[list[Found]]:
     # An explicit stack instead of recursion: archives can nest deeper than
     # Python's recursion limit, and followed symlinks can form loops.
     stack = [(root, (root_st.st_dev, root_st.st_ino))]
+    # Folders walked under this PATH only: the same folder given again under another
+    # name (d and link-to-d) is walked again, as the same file named twice is read twice.
+    visited_dirs: set[tuple[int, int]] = set()
     while stack:
         directory, key = stack.pop()
         if key in visited_dirs:
-            continue  # a symlink loop, or a directory reached twice
+            yield [Skipped(directory, "a folder already walked under this PATH (a symlink "
+                                      "loop, or a second symlink to it): not walked again")]
+            continue
         visited_dirs.add(key)
         try:
             # Names only, looked at CHUNK at a time: a directory of a million files

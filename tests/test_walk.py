@@ -31,6 +31,32 @@ def test_symlinks_skipped_unless_followed_and_loops_end(tmp_path):
                                                str(tmp_path / "d" / "link")]
 
 
+def test_a_folder_given_again_under_another_name_is_walked_under_each(tmp_path):
+    """d and link-to-d both given: each file under both names, as for files named twice."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"x")
+    os.symlink(tmp_path / "d", tmp_path / "link-to-d")
+    for order in (["d", "link-to-d"], ["link-to-d/", "d/"]):
+        found = list(walk([str(tmp_path / p) for p in order]))
+        assert [(type(f), os.path.relpath(f.path, tmp_path)) for f in found] == [
+            (Entry, os.path.join(p.rstrip("/"), "a")) for p in order]
+    # the same PATH twice, or a folder inside another PATH: each file once
+    again = list(walk([str(tmp_path / "d"), str(tmp_path / "d"), str(tmp_path)]))
+    assert [(type(f), os.path.relpath(f.path, tmp_path)) for f in again] == [
+        (Entry, "d/a"), (Skipped, "link-to-d")]  # (a symlink found inside a PATH)
+
+
+def test_a_folder_reached_again_inside_one_path_is_skipped_and_said(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"x")
+    os.symlink(tmp_path / "d", tmp_path / "alias")  # a second link to d, inside the PATH
+    os.symlink(tmp_path, tmp_path / "d" / "up")  # a loop
+    found = list(walk([str(tmp_path)], follow_symlinks=True))
+    assert [(type(f), os.path.relpath(f.path, tmp_path)) for f in found] == [
+        (Entry, "alias/a"), (Skipped, "alias/up"), (Skipped, "d")]
+    assert all("already walked under this PATH" in f.reason for f in found[1:])
+
+
 def test_fifo_is_skipped_not_opened(tmp_path):
     os.mkfifo(tmp_path / "pipe")
     assert [type(f) for f in walk([str(tmp_path)])] == [Skipped]
