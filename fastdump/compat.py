@@ -24,7 +24,23 @@ def import_optional(module: str, extra: str, needed_for: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise OptionError(f"{needed_for} needs {module.split('.')[0]}: "
-                          f'pip install "fastdump[{extra}]"') from None
+                          f"{install_hint(extra)}") from None
+
+
+def install_hint(extra: str) -> str:
+    """How to install an extra's packages: by their names, as fastdump is installed from
+    its source folder, not from PyPI (``pip install "fastdump[parquet]"`` finds nothing)."""
+    from importlib import metadata
+
+    try:
+        wanted = [req.split(";")[0].strip() for req in metadata.requires("fastdump") or []
+                  if f'extra == "{extra}"' in req.replace("'", '"')]
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        wanted = []
+    if not wanted:
+        return f'pip install ".[{extra}]" in fastdump\'s source folder'
+    names = " ".join(f'"{req}"' for req in wanted)
+    return f"pip install {names} (fastdump's [{extra}] extra)"
 
 
 # --- pydicom ------------------------------------------------------------------

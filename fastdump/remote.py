@@ -69,7 +69,7 @@ def filesystem(url: str, connections: int | None = None) -> tuple[Any, str]:
     except ImportError as exc:
         raise OptionError(
             f"reading {protocol}:// URLs needs an fsspec backend: {exc} "
-            "(for S3: pip install 'fastdump[s3]')"
+            f"(for S3: {compat.install_hint('s3')})"
         ) from None
     except ValueError as exc:  # unknown protocol
         raise OptionError(f"cannot read {url}: {exc}") from None

@@ -69,6 +69,11 @@ def test_s3fs_private_names():
 
 
 def test_a_missing_extra_names_its_pip_install():
-    with pytest.raises(compat.OptionError, match=r'needs no_such_module: pip install '
-                                                 r'"fastdump\[extra\]"'):
-        compat.import_optional("no_such_module", "extra", "this feature")
+    """By the extra's own packages: fastdump is not on PyPI, "fastdump[parquet]" finds nothing."""
+    with pytest.raises(compat.OptionError, match=r'^--format parquet needs no_such_module: '
+                       r'pip install "pyarrow>=14" \(fastdump\'s \[parquet\] extra\)$'):
+        compat.import_optional("no_such_module", "parquet", "--format parquet")
+    assert compat.install_hint("s3") == \
+        'pip install "s3fs>=2024.3" "fsspec>=2024.3" (fastdump\'s [s3] extra)'
+    assert compat.install_hint("no_such_extra") == \
+        'pip install ".[no_such_extra]" in fastdump\'s source folder'

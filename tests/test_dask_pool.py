@@ -283,7 +283,8 @@ def test_scheduler_without_distributed_says_which_install_before_outdir(tmp_path
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    needs = '--scheduler needs distributed: pip install "fastdump[dask]"'
+    needs = '--scheduler needs distributed: pip install "distributed>=2024.1" (fastdump\'s ' \
+        '[dask] extra)'
     assert proc.stderr == f"fastdump: error: {needs}\n"
     assert not out.exists()
 

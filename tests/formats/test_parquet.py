@@ -198,7 +198,7 @@ def test_missing_pyarrow_is_an_option_error(tmp_path, monkeypatch):
         if name == "pyarrow" or name.startswith("pyarrow."):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
-    with pytest.raises(fastdump.OptionError, match=r'pip install "fastdump\[parquet\]"'):
+    with pytest.raises(fastdump.OptionError, match=r'pip install "pyarrow>=14" \(fastdump'):
         fastdump.dump([pydicom_file("CT_small.dcm")], tmp_path / "o", format="parquet",
                       progress=False)
     assert not (tmp_path / "o").exists()
