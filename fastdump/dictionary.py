@@ -94,8 +94,11 @@ def tag_for_keyword(keyword: str) -> int | None:
     return keyword_dict().get(keyword)
 
 
-def repeating_mask(keyword: str) -> str | None:
-    """The mask (``"60xx0010"``) of a keyword of a repeating group (OverlayRows), which
-    names no one tag: one element for each group of the range."""
-    return next((mask for mask, entry in _tables()[1].items() if entry[4] == keyword), None)
+def repeating_mask(name: str) -> str | None:
+    """The mask (``"60xx0010"``) of a repeating group's element named by its keyword
+    (OverlayRows) or by the mask itself (``60xx0010``, ``(60xx,0010)``), which names no
+    one tag: one element for each group of the range."""
+    spelled = "".join(ch for ch in name if ch not in "(), ").lower()
+    return next((mask for mask, entry in _tables()[1].items()
+                 if entry[4] == name or mask.lower() == spelled), None)
 

@@ -33,6 +33,10 @@ def test_parse_tags_takes_tags_as_dcmdump_and_format_tags_write_them():
     ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
     # a repeating group's keyword names no one tag (before: "unknown", with "Overlays")
     ("OverlayRows", r"repeating group's elements \(60xx0010\).*e\.g\. 60000010"),
+    # ... and its mask, as the standard writes it (before: "unknown DICOM keyword")
+    ("60xx0010", r"'60xx0010' names a repeating group's elements \(60xx0010\).*60000010"),
+    ("PatientID,(60XX,0010)", r"'60XX0010' names a repeating group's elements"),
+    (["50xx0005"], r"repeating group's elements \(50xx0005\).*e\.g\. 50000005"),
     ("00020010", "meta group is always written"),
     (",", "at least one tag"),
     # selected nothing, silently: no record holds pixel data
