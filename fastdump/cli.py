@@ -105,7 +105,7 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
                         f"flight (default {FETCH_CONCURRENCY})")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on the Dask cluster at ADDRESS (tcp://HOST:PORT), or 'local' for "
-                        "a LocalCluster of --jobs processes; needs fastdump[dask]")
+                        "a LocalCluster of --jobs processes; needs distributed, the [dask] extra")
     p.set_defaults(run=_run_dump)
 
 
@@ -149,6 +149,11 @@ def _kinds(s: Summary, most: int = 4) -> str:
     return f" ({', '.join(shown)})" if shown else ""
 
 
+def _short(x: float, digits: int = 1) -> str:
+    """``x`` with ``digits`` decimals, and more below 1 (0.046 s, 0.5 files/s, not 0.0)."""
+    return f"{x:.{digits}f}" if x >= 1 or x == 0 else f"{x:.2g}"
+
+
 def _report(s: Summary) -> None:
     resumed = f", {s.unchanged} unchanged, {s.gone} gone" if (s.unchanged or s.gone) else ""
     if s.not_reached:
@@ -157,7 +162,8 @@ def _report(s: Summary) -> None:
         resumed += f" (shard {s.shard})"
     print(
         f"fastdump: {s.ok} dumped, {s.errors} errors, {s.skipped} skipped{resumed} "
-        f"in {s.seconds:.1f} s ({s.files_per_s:.0f} files/s, {s.mb_per_s:.1f} MB/s) -> {s.out_dir}",
+        f"in {_short(s.seconds)} s ({_short(s.files_per_s, 0)} files/s, {s.mb_per_s:.1f} MB/s)"
+        f" -> {s.out_dir}",
         file=sys.stderr,
     )
     files = get_format(s.format).files  # (Parquet's start with "_")
@@ -175,7 +181,7 @@ def _report(s: Summary) -> None:
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "
-              "fastdump output folders",
+              "fastdump output folders, folders reached again through a symlink",
               file=sys.stderr)
     if s.interrupted:
         by = f" by {s.signal}" if s.signal else ""

@@ -286,3 +286,12 @@ def test_options_no_run_could_use_are_refused_before_anything_is_read(tmp_path, 
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"fastdump: error: {told}") and result.stderr.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_closing_line_keeps_small_figures_readable():
+    """Short runs and slow ones: not 'in 0.0 s' or '(0 files/s' (before, both rounded away)."""
+    from fastdump.cli import _short
+
+    assert [_short(x) for x in (0.046, 0.5, 0.0, 1.0, 12.345)] == ["0.046", "0.5", "0.0", "1.0",
+                                                                  "12.3"]
+    assert [_short(x, 0) for x in (0.5, 4093.3)] == ["0.5", "4093"]
