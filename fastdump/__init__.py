@@ -24,6 +24,7 @@ from .errors import (
     OutputWriteError,
     SchedulerError,
     TruncatedError,
+    WorkersError,
 )
 
 # merge is the name of a module too: importing it anywhere would rebind fastdump.merge to the
@@ -64,6 +65,7 @@ __all__ = [
     "SchedulerError",
     "Summary",
     "TruncatedError",
+    "WorkersError",
     "__version__",
     "dump",
     "iter_records",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 from types import ModuleType
 from typing import Any
@@ -122,6 +123,26 @@ def drop_loky_queued_work(executor: Any) -> None:
     with contextlib.suppress(queue.Empty, AttributeError):
         while True:
             work_ids.get_nowait()  # type: ignore[union-attr]
+
+
+def loky_worker_died(executor: Any) -> bool:
+    """Whether a worker process of ``executor`` has ended (asked without blocking)."""
+    return any(process.exitcode is not None
+               for process in list((getattr(executor, "_processes", None) or {}).values()))
+
+
+def break_loky_executor(executor: Any) -> None:
+    """Kill every worker of ``executor``, and close this process's end of the pipe they
+    send results on: a read of a result its worker died while sending then ends (end of
+    file), and loky breaks the pool as for any dead worker."""
+    import signal
+
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, TypeError):  # gone already; not started
+            os.kill(process.pid, signal.SIGKILL)
+    writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 def loky_worker_pids() -> list[int]:

@@ -53,6 +53,15 @@ class SchedulerError(FastdumpError):
     """The Dask cluster (--scheduler) cannot be reached, has no workers or lacks fastdump."""
 
 
+class WorkersError(FastdumpError):
+    """Worker processes could not be started (the system refused: too many open files).
+
+    The records written so far stay; the command exits with :attr:`exit_code`.
+    """
+
+    exit_code = 71  # EX_OSERR of sysexits.h: a system error, such as cannot fork
+
+
 class MergeError(FastdumpError):
     """``fastdump merge`` cannot join its inputs: mixed formats, a file twice, a run unfinished."""
 

@@ -18,6 +18,8 @@ whose rest this process reads sooner than workers would (at most
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import time
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import compat
+from .errors import WorkersError
 from .source import is_url
 from .stopping import deferred, start_worker, stop_executor
 from .types import Batch, BatchResult, Entry, Options, Outcome, Problem
@@ -52,9 +55,42 @@ class LocalPool:
         self.jobs = jobs
         self.lost: tuple[type[BaseException], ...] = (BrokenProcessPool, ShutdownExecutorError)
         self._current: Any = None  # the executor of the last submit
+        self._dead_seen: tuple[int, float] | None = None  # (executor's id, when) see _unstick
 
     def wait_any(self, futures: Iterable[Future], timeout: float | None = None) -> set[Future]:
-        return _wait_any(futures, timeout)
+        """The futures done, once one is (or none, past ``timeout``). Meanwhile, every
+        :data:`WATCH_EVERY` seconds without one done, a pool a dead worker left stuck
+        is broken (:meth:`_unstick`), so that its futures fail as lost."""
+        futures = list(futures)
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = WATCH_EVERY if end is None else min(WATCH_EVERY, end - time.monotonic())
+            done = _wait_any(futures, max(0.0, left))
+            if done or (end is not None and time.monotonic() >= end):
+                return done
+            self._unstick()
+
+    def _unstick(self) -> None:
+        """Break the pool if a worker of it has been dead for :data:`STALL_GRACE` seconds
+        and loky has not broken it.
+
+        A worker killed while sending a result (``kill -9``, the OOM killer) leaves the
+        rest of it unsent and the result pipe's lock taken: loky's thread then waits for
+        the rest, and the other workers for the lock, for good (loky's own comments say
+        so). Seen 3 times in ~70 workers killed during a run, which then stood still
+        (before, for as long as --file-timeout's hours-long budget of a batch).
+        """
+        executor = compat.current_loky_executor()
+        if executor is None or not compat.loky_executor_usable(executor) \
+                or not compat.loky_worker_died(executor):
+            self._dead_seen = None
+            return
+        now = time.monotonic()
+        if self._dead_seen is None or self._dead_seen[0] != id(executor):
+            self._dead_seen = (id(executor), now)  # loky may not have looked yet
+        elif now - self._dead_seen[1] >= STALL_GRACE:
+            self._dead_seen = None
+            compat.break_loky_executor(executor)
 
     def kill(self) -> None:
         """Kill every worker; the next submit gets a fresh pool."""
@@ -74,10 +110,11 @@ class LocalPool:
                     return executor.submit(fn, *args)
             except self.lost:
                 pass  # a worker died since: a fresh pool
-        _start_resource_trackers()
-        with deferred():
-            executor = self._current = _executor(self.jobs)  # fresh after a worker died
-            return executor.submit(fn, *args)
+        with _starting_workers():
+            _start_resource_trackers()
+            with deferred():
+                executor = self._current = _executor(self.jobs)  # fresh after a worker died
+                return executor.submit(fn, *args)
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
                 url: str | None = None) -> Any:
@@ -93,15 +130,17 @@ class LocalPool:
 
         self._current = None  # loky resizes its one pool to a worker for this
         for attempt in (1, 2):
-            _start_resource_trackers()
-            with deferred():
-                executor = _executor(1)
-                ready = executor.submit(worker_ready, url)
-                future = executor.submit(fn, *args)  # run after it, by the one worker
+            with _starting_workers():
+                _start_resource_trackers()
+                with deferred():
+                    executor = _executor(1)
+                    ready = executor.submit(worker_ready, url)
+                    future = executor.submit(fn, *args)  # run after it, by the one worker
             # Timed once the worker is up: past WORKER_START_TIMEOUT, from then on anyway
-            _wait_any([ready], WORKER_START_TIMEOUT)
+            self.wait_any([ready], WORKER_START_TIMEOUT)
             try:
-                return future.result(timeout=timeout)
+                self.wait_any([future], timeout)
+                return future.result(timeout=0)
             except FutureTimeout:
                 stop_executor(executor)
                 raise TimeoutError from None
@@ -238,7 +277,9 @@ class StartingPool:
     def wait_any(self, futures: Iterable[Any], timeout: float | None = None) -> set[Any]:
         futures = list(futures)
         here = {f for f in futures if isinstance(f, _ReadHere)}
-        return here or _wait_any(futures, timeout)
+        if here or self._pool is None:
+            return here or _wait_any(futures, timeout)
+        return self._pool.wait_any(futures, timeout)
 
     def kill(self) -> None:
         if self._pool is not None:
@@ -289,6 +330,10 @@ def _wait_any(futures: Iterable[Future], timeout: float | None) -> set[Future]:
 HUNG_GRACE = 5.0
 # Seconds a file read alone waits for its worker to be up before its own time counts
 WORKER_START_TIMEOUT = 120.0
+# Seconds between looks for a dead worker that left the pool stuck, while no batch ends;
+# and how long one may be dead before the pool is broken (loky notices in milliseconds)
+WATCH_EVERY = 1.0
+STALL_GRACE = 2.0
 
 # Seconds of a run after which worker processes are worth starting (None: from the
 # start, and no batch is read in this process)
@@ -325,6 +370,29 @@ def shutdown_local_pool() -> None:
     executor = compat.current_loky_executor()
     if executor is not None:
         stop_executor(executor)
+
+
+@contextlib.contextmanager
+def _starting_workers() -> Iterator[None]:
+    """Worker processes the system refuses (too many open files: ``ulimit -n``) are a
+    :class:`WorkersError` of one line, not loky's traceback (an ``UnboundLocalError``
+    over the ``OSError``, in joblib 1.6)."""
+    try:
+        yield
+    except (OSError, UnboundLocalError) as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not (isinstance(cause, OSError)
+                                         and cause.errno in (errno.EMFILE, errno.ENFILE)):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        raise WorkersError(
+            f"worker processes could not start: {cause.strerror} (this process may open "
+            f"{limit}: ulimit -n); raise the limit (ulimit -n 1024) and run again (with "
+            "--resume, an OUTDIR's run goes on where it stopped)") from exc
 
 
 def _start_resource_trackers() -> None:

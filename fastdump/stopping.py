@@ -275,6 +275,10 @@ def stop_executor(executor: Any) -> None:
     tell loky's resource tracker; should it end while the interpreter exits,
     the message is lost and the tracker warns of "leaked semlock objects".
     """
+    if compat.loky_executor_usable(executor) and compat.loky_worker_died(executor):
+        # maybe stuck on a result its dead worker never finished sending, where
+        # shutdown would wait for good (see fastdump.pool.LocalPool._unstick)
+        compat.break_loky_executor(executor)
     feeder = compat.loky_feeder_thread(executor)
     # Work not yet handed to a worker: loky's kill_workers shutdown forgets these
     # work items but not their ids still queued, on which its manager thread then

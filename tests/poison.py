@@ -82,3 +82,21 @@ def names_its_process(entries, opts):
         time.sleep(0.1)
     return [outcome._replace(fallback=f"pid {os.getpid()}")
             for outcome in process_batch(entries, opts)]
+
+
+def dies_sending_its_result_on_poison(entries, opts):
+    """Die as a worker killed while sending its result would (kill -9, the OOM killer):
+    the result pipe's lock taken, the start of a result written, the rest never."""
+    if any(is_poison(entry.path) for entry in entries):
+        import struct
+        import sys
+
+        frame = sys._getframe()
+        while frame is not None and "result_queue" not in frame.f_locals:
+            frame = frame.f_back  # up to loky's worker loop, which holds the queue
+        assert frame is not None, "not in a loky worker"
+        queue = frame.f_locals["result_queue"]
+        queue._wlock.acquire()
+        os.write(queue._writer.fileno(), struct.pack("!i", 1 << 20) + b"half a result")
+        os._exit(137)
+    return process_batch(entries, opts)

@@ -52,6 +52,49 @@ def test_a_worker_killed_by_a_file_costs_only_that_file(archive_with_poison, tmp
     assert (summary.ok, summary.errors) == (40, 1)
 
 
+@pytest.mark.parametrize("file_timeout", [None, 300])
+def test_a_worker_killed_while_sending_its_result_does_not_stop_the_run(
+        archive_with_poison, tmp_path, monkeypatch, file_timeout):
+    """Its half-sent result and the pipe's lock it held left loky waiting for good (before:
+    for the batch's budget, hours at the default --file-timeout; forever without one)."""
+    monkeypatch.setattr(fastdump.pool, "START_AFTER", None)  # every batch in a worker
+    monkeypatch.setattr(fastdump.pool, "process_batch", poison.dies_sending_its_result_on_poison)
+    started = time.monotonic()
+    summary = fastdump.dump([archive_with_poison], tmp_path / "out", jobs=2, batch_size=4,
+                            file_timeout=file_timeout, progress=False)
+    assert time.monotonic() - started < 120  # (a bound on a hang, not a timing)
+    ok, bad = outcome_lines(tmp_path / "out")
+    assert [r["path"] for r in bad] == [str(archive_with_poison / "im020-poison.dcm")]
+    assert bad[0]["error"].startswith("WorkerDied: the worker reading this file died")
+    assert len(ok) == 40 and len({r["path"] for r in ok}) == 40
+    assert (summary.ok, summary.errors) == (40, 1)
+
+
+def test_workers_the_system_refuses_are_one_line_and_a_resume_finishes(archive_with_poison,
+                                                                       tmp_path):
+    """ulimit -n 16: before, loky's traceback (an UnboundLocalError over EMFILE), exit 1."""
+    import resource
+
+    out = tmp_path / "out"
+    code = ("import sys, fastdump.pool, fastdump.cli as c; fastdump.pool.START_AFTER = None; "
+            "sys.exit(c.main(sys.argv[1:]))")
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+
+    proc = subprocess.run([sys.executable, "-c", code, "dump", str(archive_with_poison), "-o",
+                           str(out), "--jobs", "2", "--no-progress"], capture_output=True,
+                          text=True, timeout=120, preexec_fn=few_files)
+    assert proc.returncode == 71, proc.stderr
+    assert proc.stderr == ("fastdump: error: worker processes could not start: Too many open "
+                           "files (this process may open 16: ulimit -n); raise the limit "
+                           "(ulimit -n 1024) and run again (with --resume, an OUTDIR's run "
+                           "goes on where it stopped)\n")
+    summary = fastdump.dump([archive_with_poison], out, resume=True, progress=False)
+    ok, bad = outcome_lines(out)
+    assert (len(ok), bad, summary.ok + summary.unchanged) == (41, [], 41)
+
+
 def test_a_hung_worker_is_killed_and_its_file_reported(archive_with_poison, tmp_path,
                                                        monkeypatch):
     monkeypatch.setattr(fastdump.pool, "START_AFTER", None)  # every batch in a worker
