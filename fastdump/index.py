@@ -102,6 +102,7 @@ class LedgerIndex:
             CREATE TABLE found (chunk BLOB);
             CREATE TABLE current (place INTEGER PRIMARY KEY, changed INTEGER);
             CREATE TABLE unreached (place INTEGER PRIMARY KEY);
+            CREATE TABLE passed (path BLOB PRIMARY KEY) WITHOUT ROWID;
         """)
         self._db.execute("BEGIN")  # never committed: the file is deleted at the end
         # deleted at close(), or when the index is dropped or Python exits (a run that raised)
@@ -181,6 +182,11 @@ class LedgerIndex:
         if places:
             self._db.execute("INSERT INTO found VALUES (?)", (places.tobytes(),))
 
+    def passed(self, keys: Sequence[bytes]) -> None:
+        """Paths the walk reached and skipped (now a FIFO, a folder, a symlink not
+        followed): their lines are not kept as unreached."""
+        self._db.executemany("INSERT OR IGNORE INTO passed VALUES (?)", ((k,) for k in keys))
+
     # -- compaction --------------------------------------------------------------
 
     def sort_found(self) -> None:
@@ -201,7 +207,8 @@ class LedgerIndex:
         cursor = db.cursor()
         for path, place in cursor.execute(
                 "SELECT line.path, line.place FROM line LEFT JOIN current "
-                "ON current.place = line.place WHERE current.place IS NULL"):
+                "ON current.place = line.place WHERE current.place IS NULL "
+                "AND line.path NOT IN (SELECT path FROM passed)"):
             if still_there(path_of(path)):
                 counts[place >= ERRORS_FILE] += 1
                 places.append((place,))

@@ -18,6 +18,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from stat import S_ISDIR
 from typing import BinaryIO
 
 from .index import ERRORS_FILE, LedgerIndex, Row, key
@@ -81,6 +82,11 @@ class Ledger:
         self.index.note(places)
         return before
 
+    def passed(self, paths: Sequence[str]) -> None:
+        """Note paths the walk reached but skipped (no longer a regular file): their
+        lines go as gone, not kept by :meth:`keep_unreached`."""
+        self.index.passed([key(path) for path in paths])
+
     def keep_unreached(self) -> int:
         """After the walk: keep the lines of the files it did not reach that are still
         there, as they are (a resume given fewer PATHs, or a shorter --files-from list,
@@ -104,12 +110,12 @@ def _still_there(path: str) -> bool:
     if is_url(path):
         return False
     try:
-        os.lstat(path)
+        st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError:
         return True  # cannot tell (a folder it may not search): keep its line, not lose it
-    return True
+    return not S_ISDIR(st.st_mode)  # a folder now: no file's line (and walked, if reached)
 
 
 def load(out_dir: Path, ledger_name: str, errors_name: str) -> Ledger:

@@ -207,6 +207,7 @@ class _Job:
                 yield None
                 continue
             files: list[Entry | Problem] = []
+            passed: list[str] = []
             for item in chunk:
                 if not in_shard(item.path, self.shard):
                     continue
@@ -214,8 +215,11 @@ class _Job:
                     s.skipped += 1
                     if len(s.skipped_examples) < SKIPPED_EXAMPLES:
                         s.skipped_examples.append({"path": item.path, "reason": item.reason})
+                    passed.append(item.path)
                     continue
                 files.append(item)
+            if previous is not None and passed:  # a file then, maybe: its line goes
+                previous.passed(passed)
             s.files += len(files)
             if previous is None:  # a fresh run: every file is new
                 s.new += len(files)

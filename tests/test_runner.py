@@ -212,6 +212,30 @@ def test_a_resume_given_part_of_the_archive_keeps_the_rest(archive, tmp_path, fo
     assert sorted(accounted(out, (ledger, "errors.jsonl"))) == sorted(regular_files(src))
 
 
+@pytest.mark.parametrize("format", ["jsonl", "tags"])
+def test_a_resume_drops_the_lines_of_files_that_are_no_longer_files(tmp_path, format):
+    """Now a FIFO, a folder, a symlink not followed: the walk skips them, and their
+    lines go as gone, as in a fresh dump (before, kept as "not under this run's PATHs")."""
+    src, out = tmp_path / "src", tmp_path / "o"
+    src.mkdir()
+    for name in ("a.dcm", "b.dcm", "c.dcm", "d.dcm"):
+        shutil.copy(pydicom_file("MR_small.dcm"), src / name)
+    first = fastdump.dump([src], out, format=format, progress=False)
+    assert first.ok == 4
+    os.remove(src / "a.dcm")
+    os.mkfifo(src / "a.dcm")
+    os.remove(src / "b.dcm")
+    os.symlink(src / "c.dcm", src / "b.dcm")
+    os.remove(src / "d.dcm")
+    (src / "d.dcm").mkdir()
+    again = fastdump.dump([src], out, format=format, resume=True, progress=False)
+    assert (again.unchanged, again.gone, again.not_reached, again.skipped) == (1, 3, 0, 2)
+    ledger = "index.jsonl" if format == "tags" else "dump.jsonl"
+    assert accounted(out, (ledger, "errors.jsonl")) == [str(src / "c.dcm")]
+    if format == "tags":
+        assert len(list(out.rglob("*_tags.txt"))) == 1
+
+
 def test_the_progress_bar_shows_once_the_run_lasts(archive, tmp_path, monkeypatch, capsys):
     import fastdump.runner
 
