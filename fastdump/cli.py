@@ -185,8 +185,10 @@ def _report(s: Summary) -> None:
               file=sys.stderr)
     if s.interrupted:
         by = f" by {s.signal}" if s.signal else ""
-        print(f"fastdump: interrupted{by}; run the same command with --resume to finish",
-              file=sys.stderr)
+        finish = ("the records written so far are whole (--resume needs an OUTDIR: "
+                  "-o OUTDIR, to finish a run later)" if s.out_dir == "-"
+                  else "run the same command with --resume to finish")
+        print(f"fastdump: interrupted{by}; {finish}", file=sys.stderr)
 
 
 BENCH_HELP = """\

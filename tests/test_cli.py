@@ -295,3 +295,14 @@ def test_the_closing_line_keeps_small_figures_readable():
     assert [_short(x) for x in (0.046, 0.5, 0.0, 1.0, 12.345)] == ["0.046", "0.5", "0.0", "1.0",
                                                                   "12.3"]
     assert [_short(x, 0) for x in (0.5, 4093.3)] == ["0.5", "4093"]
+
+
+def test_an_interrupted_run_to_standard_output_is_not_told_to_resume(capsys):
+    """--resume needs an OUTDIR: with -o - it was refused after being suggested."""
+    from fastdump.cli import _report
+    from fastdump.types import Summary
+
+    for out_dir, told in (("-", "--resume needs an OUTDIR"), ("out", "--resume to finish")):
+        _report(Summary(out_dir=out_dir, format="jsonl", interrupted=True, signal="SIGTERM"))
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.startswith("fastdump: interrupted by SIGTERM; ") and told in last, last
