@@ -106,7 +106,7 @@ class LocalPool:
             # The same pool as last time: asking loky and its resource trackers
             # again cost ~0.2 ms a batch, in the parent, which 2 cores cannot spare.
             try:
-                with deferred():
+                with _starting_workers(), deferred():  # (loky restarts idle-ended ones here)
                     return executor.submit(fn, *args)
             except self.lost:
                 pass  # a worker died since: a fresh pool
@@ -386,9 +386,12 @@ def _starting_workers() -> Iterator[None]:
             cause = cause.__cause__ or cause.__context__
         if cause is None:
             raise
-        import resource
+        try:
+            import resource
 
-        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            limit = str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        except (ImportError, OSError, ValueError):  # (no such module on Windows)
+            limit = "only a few files"
         raise WorkersError(
             f"worker processes could not start: {cause.strerror} (this process may open "
             f"{limit}: ulimit -n); raise the limit (ulimit -n 1024) and run again (with "
