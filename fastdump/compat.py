@@ -125,10 +125,16 @@ def drop_loky_queued_work(executor: Any) -> None:
             work_ids.get_nowait()  # type: ignore[union-attr]
 
 
-def loky_worker_died(executor: Any) -> bool:
-    """Whether a worker process of ``executor`` has ended (asked without blocking)."""
-    return any(process.exitcode is not None
-               for process in list((getattr(executor, "_processes", None) or {}).values()))
+def _loky_processes(executor: Any) -> dict[int, Any]:
+    """pid -> worker process of a loky executor (a copy: loky's thread changes it)."""
+    return dict(getattr(executor, "_processes", None) or {})
+
+
+def loky_worker_died_unnoticed(executor: Any) -> bool:
+    """Whether a worker process of ``executor`` has ended (asked without blocking) while
+    loky still takes work: it has not noticed yet, or a half-sent result holds it."""
+    return loky_executor_usable(executor) and any(
+        process.exitcode is not None for process in _loky_processes(executor).values())
 
 
 def break_loky_executor(executor: Any) -> None:
@@ -137,7 +143,7 @@ def break_loky_executor(executor: Any) -> None:
     file), and loky breaks the pool as for any dead worker."""
     import signal
 
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    for process in _loky_processes(executor).values():
         with contextlib.suppress(OSError, TypeError):  # gone already; not started
             os.kill(process.pid, signal.SIGKILL)
     writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
@@ -147,7 +153,7 @@ def break_loky_executor(executor: Any) -> None:
 
 def loky_worker_pids() -> list[int]:
     executor = current_loky_executor() if "joblib.externals.loky" in sys.modules else None
-    return list(getattr(executor, "_processes", None) or {})
+    return list(_loky_processes(executor))
 
 
 def resource_tracker_pids() -> set[int]:

@@ -81,8 +81,7 @@ class LocalPool:
         (before, for as long as --file-timeout's hours-long budget of a batch).
         """
         executor = compat.current_loky_executor()
-        if executor is None or not compat.loky_executor_usable(executor) \
-                or not compat.loky_worker_died(executor):
+        if executor is None or not compat.loky_worker_died_unnoticed(executor):
             self._dead_seen = None
             return
         now = time.monotonic()

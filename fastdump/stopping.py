@@ -275,7 +275,7 @@ def stop_executor(executor: Any) -> None:
     tell loky's resource tracker; should it end while the interpreter exits,
     the message is lost and the tracker warns of "leaked semlock objects".
     """
-    if compat.loky_executor_usable(executor) and compat.loky_worker_died(executor):
+    if compat.loky_worker_died_unnoticed(executor):
         # maybe stuck on a result its dead worker never finished sending, where
         # shutdown would wait for good (see fastdump.pool.LocalPool._unstick)
         compat.break_loky_executor(executor)
