@@ -111,9 +111,10 @@ def dump(
 
         check_scheduler(scheduler)
     out = Path(out_dir)
+    to_stdout = os.fspath(out_dir) == STDOUT
     # Held from before OUTDIR is looked at to the end: a second run into it (the same
     # command started twice, a --resume while the first still runs) is refused.
-    with holding(out if os.fspath(out_dir) != STDOUT else None) as hold, \
+    with holding(None if to_stdout else out) as hold, \
             path_list(files_from) as files_from:
         fmt.claim(out, resume, overwrite, opts.read)
         hold.again()  # OUTDIR made now, or emptied by --overwrite
@@ -131,7 +132,8 @@ def dump(
                    dedupe=len(inputs) > 1 or files_from is not None)
         # SIGTERM and SIGHUP stop the run as Ctrl-C does, and so does a full disk. Outside
         # the work itself, a stop signal is only noted: the rest is what a stop does anyway.
-        with stopping.stop_signals(), stopping.deferred(raise_pending=False, children=False):
+        with stopping.stop_signals(resumable=not to_stdout), \
+                stopping.deferred(raise_pending=False, children=False):
             try:
                 with stopping.interruptible():
                     job.process(_inputs(inputs, files_from), follow_symlinks, opts, jobs,

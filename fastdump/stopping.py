@@ -84,6 +84,7 @@ class _Controller:
         self.pending = False  # received inside deferred(), not raised yet
         self.deferring = 0
         self.mask: set[int] | None = None  # the main thread's blocked signals at the start
+        self.resumable = True  # the run writes an OUTDIR, which --resume can finish
 
     def handle(self, signum: int, frame: Any) -> None:
         if self.received is not None:
@@ -105,18 +106,21 @@ _controller = _Controller()
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
+def stop_signals(resumable: bool | None = None) -> Iterator[None]:
     """While active, SIGINT, SIGTERM and SIGHUP raise :class:`Stopped` in the main thread.
 
     Only signals left at their default action are taken over (the default
     KeyboardInterrupt for SIGINT); the previous handlers come back at the end.
     Elsewhere than in the main thread this does nothing: Python runs signal
-    handlers only there.
+    handlers only there. ``resumable``: whether --resume can finish the run
+    (False: its records go to standard output), for what a second signal says.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     c = _controller
+    if resumable is not None:
+        outer, c.resumable = c.resumable, resumable
     # Counted first, and the handlers installed inside the try: a signal arriving
     # between two installs (Python runs a handler after any call) still finds every
     # handler put back on the way out.
@@ -144,6 +148,8 @@ def stop_signals() -> Iterator[None]:
             for signum, handler in c.previous.items():
                 signal.signal(signum, handler)
             c.previous.clear()
+        if resumable is not None:
+            c.resumable = outer
     # One that came at the very end of a deferred block: the caller still hears of it.
     if c.depth == 0 and c.pending:
         c.pending = False
@@ -298,9 +304,13 @@ def _hard_stop(signum: int) -> None:
     once this process and the workers are gone they remove the semaphores left
     behind and exit on their own.
     """
+    # A record being written to standard output when the process ends is cut short:
+    # nothing there drops it, as --resume does in an OUTDIR.
+    advice = ("run the same command with --resume to finish" if _controller.resumable
+              else "the last record on standard output may be cut short")
     with contextlib.suppress(OSError):
-        os.write(2, f"\nfastdump: {signal_name(signum)} again: stopped at once; run the same "
-                    "command with --resume to finish\n".encode())
+        os.write(2, f"\nfastdump: {signal_name(signum)} again: stopped at once; "
+                    f"{advice}\n".encode())
     spared = compat.resource_tracker_pids()
     for pid in _descendants(os.getpid()):
         if pid not in spared:

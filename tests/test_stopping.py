@@ -144,6 +144,30 @@ def test_second_signal_ends_it_at_once_leaving_no_process(
     check_resume(big_archive, out, reference)
 
 
+def test_second_signal_with_records_on_standard_output_is_not_told_to_resume(big_archive):
+    """--resume needs an OUTDIR: with -o - the second signal's line named it all the same."""
+    cmd = dump_cmd(big_archive, "-", "--files-from", "-")
+    cmd.remove(str(big_archive))
+    proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_signals)
+    paths = sorted(regular_files(big_archive))
+    proc.stdin.write(b"".join(f"{p}\n".encode() for p in paths[:len(paths) // 2]))
+    proc.stdin.flush()
+    assert proc.stdout.readline().startswith(b"{")  # it writes its records
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    stderr = stderr.decode()
+    wait_all_gone(proc.pid)
+    ended_by = {128 + signum: signal.Signals(signum).name
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    assert proc.returncode in ended_by, stderr
+    assert (f"{ended_by[proc.returncode]} again: stopped at once; the last record on "
+            "standard output may be cut short") in stderr, stderr
+    assert "--resume" not in stderr and "Traceback" not in stderr, stderr
+
+
 def test_sigterm_stops_a_local_dask_cluster_too(big_archive, reference, tmp_path):
     pytest.importorskip("distributed")
     out = tmp_path / "out"
