@@ -66,9 +66,12 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     ctx = Context(uri=file_uri(path), settings=settings)
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, settings)
+        read_to_end = fp.tell() >= fp.size
         if is_deflated(ds):
             ctx.settings = dataclasses.replace(settings, bulk_threshold=dicom.NO_BULK)
         problem = check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
+        if tags and read_to_end and problem is None:
+            problem = _cut_before_selection_end(fp, settings)
         meta = dataset_to_json(ds.file_meta, ctx) if getattr(ds, "file_meta", None) else {}
         dataset = dataset_to_json(ds, ctx)
     if tags:
@@ -77,6 +80,22 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     if problem:
         raise TruncatedError(problem, {"meta": meta, "dataset": dataset})
     return dicom.record(path, size, mtime, meta, dataset, ctx.warnings)
+
+
+def _cut_before_selection_end(fp: Any, settings: ReadSettings) -> str | None:
+    """Why a file --tags read to its end is truncated, or None: the elements it steps
+    over unread are read now, as a full dump reads them.
+
+    pydicom's selective read skips an unselected value without looking at its
+    length: one cut by the end of the file ends the read as quietly as the file's
+    own end does, and the selected elements after it were missing without a word.
+    Only files with no element past the selection read to the end (most stop early).
+    """
+    from .read import check_complete, read_dataset
+
+    fp.seek(0)
+    whole = read_dataset(fp, dataclasses.replace(settings, tags=None))
+    return check_complete(whole, fp, pixels=False, fragments=False)
 
 
 def strict() -> bool:

@@ -15,11 +15,12 @@ import zipfile
 from collections import Counter
 
 import pytest
+from pydicom.datadict import tag_for_keyword
 
 import fastdump
 from fastdump.lines import exact
 
-from .badfiles import CASES, CT
+from .badfiles import CASES, CT, PLAN, truncated_at
 from .conftest import pydicom_file, regular_files
 from .helpers import accounted, read_jsonl
 
@@ -65,6 +66,38 @@ def test_truncated_files_are_reported_not_shrunk(dirty, name):
     errors = {r["path"]: r for r in read_jsonl(out / "errors.jsonl")}
     record = errors[str(root / "bad" / name)]
     assert record["error"].startswith(("TruncatedError: ", "NotDicomError: ")), record["error"]
+
+
+# a cut inside an element --tags steps over (PatientBirthDate; a beam's item), with a
+# selected tag before it and one after it
+SELECTIVE_CUTS = [(CT, 0x00100030, 3, "PatientID", "PixelSpacing"),
+                  (PLAN, 0x300A00B0, 300, "PatientID", "PatientSetupSequence")]
+
+
+@pytest.mark.parametrize("name, cut_in, into, before, after", SELECTIVE_CUTS,
+                         ids=[case[0] for case in SELECTIVE_CUTS])
+def test_tags_past_a_cut_make_a_truncated_file_not_a_smaller_record(
+        tmp_path, name, cut_in, into, before, after):
+    """--tags stepped over a value cut by the file's end as over the file's own end:
+    the selected elements after it were missing from a record, without a word."""
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / name).write_bytes(truncated_at(name, cut_in, into))
+    whole = fastdump.dump([root], tmp_path / "whole", progress=False)
+    full_error = read_jsonl(tmp_path / "whole" / "errors.jsonl")[0]["error"]
+    assert whole.errors == 1 and full_error.startswith("TruncatedError: "), full_error
+    fastdump.dump([root], tmp_path / "past", tags=f"{before},{after}", progress=False)
+    [error] = read_jsonl(tmp_path / "past" / "errors.jsonl")
+    assert not (tmp_path / "past" / "dump.jsonl").read_text()
+    assert error["error"] == full_error  # the same cut element named
+    key = f"{tag_for_keyword(before):08X}"
+    assert list(error["partial"]["dataset"]) == [key]
+    with pytest.raises(fastdump.TruncatedError):
+        fastdump.read_tags(root / name, tags=[before, after])
+    # damage past the last selected tag is not looked at (README, --tags)
+    fastdump.dump([root], tmp_path / "before", tags=before, progress=False)
+    [record] = read_jsonl(tmp_path / "before" / "dump.jsonl")
+    assert list(record["dataset"]) == [key]
 
 
 def test_a_gzipped_dicom_file_is_named_as_such(dirty, tmp_path):
