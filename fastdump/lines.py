@@ -39,16 +39,27 @@ def dumps_json(obj: Any, option: int = 0, default: Callable[[Any], Any] | None =
     try:
         return orjson.dumps(obj, default=default, option=option)
     except TypeError as exc:
-        if "Recursion limit" in str(exc):
-            return _dumps_deep(obj, option, default)
-        # orjson refuses lone surrogates: a file name that is not UTF-8
-        return orjson.dumps(printable(obj), default=default, option=option)
+        if not _beyond_orjson(exc):
+            try:  # orjson refuses lone surrogates: a file name that is not UTF-8
+                return orjson.dumps(printable(obj), default=default, option=option)
+            except TypeError as again:
+                if not _beyond_orjson(again):
+                    raise
+        return _dumps_stdlib(obj, option, default)
 
 
-def _dumps_deep(obj: Any, option: int, default: Callable[[Any], Any] | None) -> bytes:
-    """What orjson will not nest deeper than 255 levels (about 84 nested sequences) the
-    standard library writes: the same JSON, but for how a few floats are spelt (1.5e-07
-    for 1.5e-7). Deeper than Python's recursion limit, it raises RecursionError."""
+def _beyond_orjson(exc: TypeError) -> bool:
+    """Whether orjson refused what JSON holds: nesting deeper than 255 levels (about 84
+    nested sequences), an integer beyond 64 bits (an IS of 20 digits, as pydicom
+    converts it)."""
+    return any(refusal in str(exc) for refusal in ("Recursion limit",
+                                                   "Integer exceeds 64-bit range"))
+
+
+def _dumps_stdlib(obj: Any, option: int, default: Callable[[Any], Any] | None) -> bytes:
+    """What orjson will not write (:func:`_beyond_orjson`) the standard library writes:
+    the same JSON, but for how a few floats are spelt (1.5e-07 for 1.5e-7). Deeper than
+    Python's recursion limit, it raises RecursionError."""
     text = json.dumps(printable(obj), ensure_ascii=False, separators=(",", ":"),
                       default=default, allow_nan=False)
     return text.encode() + (b"\n" if option & orjson.OPT_APPEND_NEWLINE else b"")
