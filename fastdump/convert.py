@@ -25,7 +25,8 @@ from typing import Any, TypeGuard, cast
 from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.valuerep import VR
+from pydicom.multival import MultiValue
+from pydicom.valuerep import VR, ISfloat
 
 from . import charset, compat, dicom
 from .types import ReadSettings
@@ -122,11 +123,25 @@ def _element_to_json(
             for i, item in enumerate(elem.value)
         ]
         return {"vr": "SQ", "Value": items}
-    return elem.to_json_dict(
+    converted = elem.to_json_dict(
         bulk_data_element_handler=lambda e: ctx.bulk_uri(base + cast(int, e.file_tell),
                                                           len(e.value)),
         bulk_data_threshold=ctx.settings.bulk_threshold,
     )
+    if elem.VR == VR.IS or elem.VR in dicom.FLOAT_VRS:
+        _check_numbers(elem, converted)
+    return converted
+
+
+def _check_numbers(elem: DataElement, converted: dict[str, Any]) -> None:
+    """Raise ValueError for numbers JSON would not hold as the file does (see
+    :data:`fastdump.dicom.NOT_FINITE`); the element then keeps its raw bytes."""
+    if elem.VR == VR.IS:
+        values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
+        if any(isinstance(v, ISfloat) for v in values):
+            raise ValueError(dicom.NOT_WHOLE)
+    elif any(isinstance(v, float) and v - v != 0.0 for v in converted.get("Value", ())):
+        raise ValueError(dicom.NOT_FINITE)
 
 
 def _converted_length(elem: DataElement) -> int | None:

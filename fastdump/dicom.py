@@ -63,6 +63,14 @@ BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "U
 # ... and with --bulk-any-vr every VR PS3.18 F.2.7 allows as bulk data.
 BULK_ANY_VRS = BINARY_VRS | frozenset(
     {"DS", "FL", "FD", "IS", "LT", "SL", "SS", "ST", "SV", "UC", "UL", "UR", "US", "UT", "UV"})
+# Numbers JSON cannot hold as the file does. pydicom's to_json_dict writes NaN and
+# infinity as null (what orjson makes of them) and an IS that is not a whole number
+# truncated (2.5 as 2); such an element keeps its raw bytes, as a value that does not
+# convert, and the record's warnings say why.
+FLOAT_VRS = frozenset({"DS", "FL", "FD"})
+NOT_FINITE = "NaN or infinity, which JSON has no number for (written, it would be null)"
+NOT_WHOLE = ("an IS that is not a whole number, or past a float's precision (written, it "
+             "would be truncated)")
 AMBIGUOUS_VRS = frozenset({"US or SS", "OB or OW", "US or OW", "US or SS or OW"})
 # Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
 LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",

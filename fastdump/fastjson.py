@@ -238,9 +238,12 @@ def _ds(value: bytes, encodings: Any, latin1: bool) -> list[float]:
         if not item.strip():
             return _numbers_as_pydicom(value, encodings, latin1, "DS")
         try:
-            out.append(float(item))  # what pydicom's DSfloat does
+            number = float(item)  # what pydicom's DSfloat does
         except ValueError:
             return _numbers_as_pydicom(value, encodings, latin1, "DS")
+        if number - number != 0.0:  # NaN, or infinity (x - x is NaN for both)
+            raise Rejected(f"ValueError: {dicom.NOT_FINITE}")
+        out.append(number)
     return out
 
 
@@ -280,9 +283,14 @@ def _numbers_as_pydicom(value: bytes, encodings: Any, latin1: bool, vr: str) -> 
         numbers.append(number)
     to_number = float if vr == "DS" else int
     try:
-        return [to_number(v) for v in numbers]
+        written = [to_number(v) for v in numbers]
     except (ValueError, OverflowError) as exc:
         raise Rejected(f"{type(exc).__name__}: {exc}") from None
+    if vr == "IS" and any(isinstance(v, float) for v in numbers):  # pydicom's ISfloat
+        raise Rejected(f"ValueError: {dicom.NOT_WHOLE}")
+    if vr == "DS" and any(v - v != 0.0 for v in written):
+        raise Rejected(f"ValueError: {dicom.NOT_FINITE}")
+    return written
 
 
 def _float_as_pydicom(item: str) -> float | None:
@@ -323,14 +331,17 @@ def _int_as_pydicom(item: str) -> int | float | None:
 def _number(vr: str, order: str):
     fmt, size = _NUMBERS[vr], _SIZES[vr]
     one = struct.Struct(order + fmt).unpack  # most values hold one number
+    floats = vr in dicom.FLOAT_VRS
 
     def convert(value: bytes, encodings: Any, latin1: bool) -> list:
         n = len(value)
-        if n == size:
-            return list(one(value))
         if n % size:
             raise Unsupported(REJECTED_VALUE, f"{vr} value of {n} bytes")
-        return list(struct.unpack(f"{order}{n // size}{fmt}", value))
+        numbers = list(one(value) if n == size else
+                       struct.unpack(f"{order}{n // size}{fmt}", value))
+        if floats and any(v - v != 0.0 for v in numbers):  # NaN, or infinity
+            raise Rejected(f"ValueError: {dicom.NOT_FINITE}")
+        return numbers
 
     return convert
 

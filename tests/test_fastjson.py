@@ -10,7 +10,9 @@ both paths, file by file.
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
 import warnings
 
 import orjson
@@ -21,7 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from fastdump import record
+from fastdump import dicom, record
 
 from .conftest import pydicom_file
 from .test_fastread import fast, outcome, reference
@@ -128,3 +130,47 @@ def test_a_long_rejected_value_is_left_to_pydicom(tmp_path):
     st = os.stat(explicit)
     assert record.try_fast_record(explicit, st.st_size, st.st_mtime,
                                   record.ReadSettings())[1] == "value pydicom rejects"
+
+
+# text pydicom converts to numbers JSON cannot hold as written: NaN and infinity (its
+# to_json_dict writes null), an IS that is not whole or past a float's precision (it
+# writes it truncated: 1.5 as 1, 99999999999999999999 as 10**20)
+ALTERED = {b"nan": "NOT_FINITE", b"-inf": "NOT_FINITE", b"1e400": "NOT_FINITE",
+           b"2\\nan": "NOT_FINITE", b"1.5": "NOT_WHOLE", b"99999999999999999999": "NOT_WHOLE",
+           b"1\\1.5": "NOT_WHOLE"}
+
+
+@pytest.mark.parametrize("value", ALTERED, ids=lambda v: repr(v)[2:-1])
+def test_numbers_json_would_alter_keep_their_bytes_and_say_why(value, tmp_path):
+    """They were written null, or truncated, without a word."""
+    explicit, implicit = files_with(value, tmp_path)
+    which = "DS" if ALTERED[value] == "NOT_FINITE" else "IS"
+    key = "00180050" if which == "DS" else "00200011"
+    inline = base64.b64encode(value + b" " * (len(value) % 2)).decode()
+    for path, vr in ((explicit, which), (implicit, "UN")):
+        for read in (fast, reference):
+            got = orjson.loads(read(path))
+            assert got["dataset"][key] == {"vr": "UN", "InlineBinary": inline}, path
+            assert got["dataset"]["00081140"]["Value"][0][key] == got["dataset"][key]
+            error = f"ValueError: {getattr(dicom, ALTERED[value])}"
+            assert {"tag": key, "vr": vr, "error": error} in got["warnings"], got["warnings"]
+
+
+@pytest.mark.parametrize("vr, fmt, number", [("FD", "<d", float("nan")),
+                                             ("FL", "<f", float("-inf"))])
+def test_binary_floats_json_cannot_hold_keep_their_bytes(vr, fmt, number, tmp_path):
+    tag = 0x00189087 if vr == "FD" else 0x00089459  # Diffusion b-value; a frame rate
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(pydicom_file("CT_small.dcm"), stop_before_pixels=True)
+    ds[tag] = DataElement(tag, vr, number)
+    path = tmp_path / "float.dcm"
+    ds.save_as(path, implicit_vr=False, little_endian=True)
+    key = f"{tag:08X}"
+    got = fast(str(path))
+    assert got == reference(str(path))
+    record_ = orjson.loads(got)
+    raw = base64.b64encode(struct.pack(fmt, number)).decode()
+    assert record_["dataset"][key] == {"vr": "UN", "InlineBinary": raw}
+    assert {"tag": key, "vr": vr, "error": f"ValueError: {dicom.NOT_FINITE}"} \
+        in record_["warnings"]
