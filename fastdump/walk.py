@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections import deque
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -175,11 +176,15 @@ def _walk_dir(
     # An explicit stack instead of recursion: archives can nest deeper than
     # Python's recursion limit, and followed symlinks can form loops.
     stack = [(root, (root_st.st_dev, root_st.st_ino))]
+    # Folders reached through a symlink (--follow-symlinks) are walked after every other
+    # folder of this PATH: a folder a symlink also leads to keeps its own paths, and the
+    # symlink is the one skipped as a second way to it.
+    linked: deque[tuple[str, tuple[int, int]]] = deque()
     # Folders walked under this PATH only: the same folder given again under another
     # name (d and link-to-d) is walked again, as the same file named twice is read twice.
     visited_dirs: set[tuple[int, int]] = set()
-    while stack:
-        directory, key = stack.pop()
+    while stack or linked:
+        directory, key = stack.pop() if stack else linked.popleft()
         if key in visited_dirs:
             yield [Skipped(directory, "a folder already walked under this PATH (a symlink "
                                       "loop, or a second symlink to it): not walked again")]
@@ -198,20 +203,22 @@ def _walk_dir(
             # fastdump's output, not the archive's (and this run's grow as it goes).
             yield [Skipped(directory, f"fastdump's output (it holds {mark}): not walked")]
             continue
-        subdirs: list[tuple[str, tuple[int, int]]] = []
+        subdirs: list[tuple[str, tuple[int, int], bool]] = []
         for start in range(0, len(names), CHUNK):
             chunk = _chunk(directory, names[start:start + CHUNK], follow_symlinks, seen,
                            subdirs)
             if chunk:
                 yield chunk
-        stack.extend(reversed(subdirs))
+        stack.extend((path, key) for path, key, via_link in reversed(subdirs) if not via_link)
+        linked.extend((path, key) for path, key, via_link in subdirs if via_link)
 
 
 def _chunk(directory: str, names: list[str], follow_symlinks: bool,
-           seen: SeenPaths | _Unseen, subdirs: list[tuple[str, tuple[int, int]]]
+           seen: SeenPaths | _Unseen, subdirs: list[tuple[str, tuple[int, int], bool]]
            ) -> list[Found]:
     """What ``names`` in ``directory`` are: the files and problems to hand on (those met
-    before left out); their subdirectories go to ``subdirs``."""
+    before left out); their subdirectories go to ``subdirs`` (with whether a symlink
+    leads to them)."""
     listed: list[Found] = []
     once: list[int] = []  # which of listed are files met once at most (not problems)
     for name in names:
@@ -240,19 +247,20 @@ def _fastdump_output(directory: str, names: list[str]) -> str | None:
 
 def _classify(
     path: str, follow_symlinks: bool
-) -> tuple[Found | None, tuple[str, tuple[int, int]] | None, bool]:
+) -> tuple[Found | None, tuple[str, tuple[int, int], bool] | None, bool]:
     """What a directory entry is: a file (and whether it counts against ``seen``), or a
-    subdirectory to walk (and its device and inode)."""
+    subdirectory to walk (its device and inode, and whether it is a symlink)."""
     try:
         st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
+        via_link = stat.S_ISLNK(st.st_mode)
+        if via_link:
             if not follow_symlinks:
                 return Skipped(path, "symlink (use --follow-symlinks to follow)"), None, False
             st = os.stat(path)
     except OSError as exc:
         return Problem(path, _os_reason(exc, "cannot stat")), None, False
     if stat.S_ISDIR(st.st_mode):
-        return None, (path, (st.st_dev, st.st_ino)), False
+        return None, (path, (st.st_dev, st.st_ino), via_link), False
     if stat.S_ISREG(st.st_mode):
         return Entry(path, st.st_size, st.st_mtime), None, True
     return Skipped(path, "not a regular file"), None, True

@@ -52,9 +52,31 @@ def test_a_folder_reached_again_inside_one_path_is_skipped_and_said(tmp_path):
     os.symlink(tmp_path / "d", tmp_path / "alias")  # a second link to d, inside the PATH
     os.symlink(tmp_path, tmp_path / "d" / "up")  # a loop
     found = list(walk([str(tmp_path)], follow_symlinks=True))
+    # the folder keeps its own paths: the symlinks are the second way to it (before,
+    # alias/a was dumped, as alias sorts first, and d skipped as if it were the link)
     assert [(type(f), os.path.relpath(f.path, tmp_path)) for f in found] == [
-        (Entry, "alias/a"), (Skipped, "alias/up"), (Skipped, "d")]
+        (Entry, "d/a"), (Skipped, "alias"), (Skipped, "d/up")]
     assert all("already walked under this PATH" in f.reason for f in found[1:])
+
+
+def test_a_folder_a_symlink_leads_to_keeps_its_paths_wherever_the_link_is(tmp_path):
+    for rel in ("a_links/to_real", "z_real/deeper/b"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "z_real" / "a").write_bytes(b"x")
+    (tmp_path / "z_real" / "deeper" / "b").write_bytes(b"x")
+    os.symlink("../z_real", tmp_path / "a_links" / "to_real")  # met before z_real
+    os.symlink(tmp_path / "elsewhere", tmp_path / "a_links" / "outside")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c").write_bytes(b"x")
+    found = [(type(f), os.path.relpath(f.path, tmp_path))
+             for f in walk([str(tmp_path / "a_links"), str(tmp_path / "z_real")],
+                           follow_symlinks=True)]
+    # two PATHs: each walked under its own names, as before
+    assert (Entry, "a_links/to_real/a") in found and (Entry, "z_real/a") in found
+    found = [(type(f), os.path.relpath(f.path, tmp_path))
+             for f in walk([str(tmp_path)], follow_symlinks=True)]
+    assert found == [(Entry, "elsewhere/c"), (Entry, "z_real/a"), (Entry, "z_real/deeper/b"),
+                     (Skipped, "a_links/outside"), (Skipped, "a_links/to_real")]
 
 
 def test_fifo_is_skipped_not_opened(tmp_path):
