@@ -93,9 +93,11 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     reading the last bytes is one more request per object). With ``pixels`` off
     (--tags), an empty ``ds`` may be a file without the selected tags, not a cut one.
     """
-    if len(ds) == 0 and (pixels or _ends_after_meta(ds, fp)):
-        return "the file ends before its first dataset element"
     if len(ds) == 0:
+        if cut := _meta_cut(ds, fp):
+            return cut
+        if pixels or _ends_after_meta(ds, fp):
+            return "the file ends before its first dataset element"
         return None
     if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
@@ -128,6 +130,23 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
                                            not little, _read_at(fp) if fragments else None)
         fp.seek(stopped_at)
         return problem
+    return None
+
+
+def _meta_cut(ds: Dataset, fp: BoundedReader) -> str | None:
+    """Why a file cut in its meta group is truncated: the element cut (pydicom reads the
+    value there is, or an empty one, and stops there), or the header cut after it."""
+    meta = getattr(ds, "file_meta", None)
+    end = 0
+    for tag in list(meta.keys()) if meta is not None else ():
+        start, length = _extent(meta.get_item(tag, keep_deferred=True), fp, False, True)
+        if start is None or length == dicom.UNDEFINED_LENGTH:
+            continue
+        if start + length > fp.size:
+            return dicom.truncated_value(tag, length, start, fp.size)
+        end = max(end, start + length)
+    if end and 0 < fp.size - end < 8:
+        return dicom.truncated_header(end)
     return None
 
 

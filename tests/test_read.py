@@ -78,6 +78,19 @@ def test_the_reason_says_where_the_file_ends(tmp_path):
         "TruncatedError: the file is truncated: it ends at offset 887, inside an element")
 
 
+@pytest.mark.parametrize("cut, why", [
+    (140, "element (0002,0000) declares 4 bytes at offset 140, but the file ends at 140"),
+    (150, "it ends inside an element header at offset 144"),
+    (160, "it ends inside an element header at offset 158")])
+def test_a_cut_in_the_meta_group_names_where(tmp_path, cut, why):
+    """It said 'the file ends before its first dataset element', and showed the cut
+    group length as an empty element."""
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(original("CT_small.dcm")[:cut])
+    for read in (record.read_record, record.read_record_pydicom):
+        assert reason(str(path), cut, read) == f"TruncatedError: the file is truncated: {why}"
+
+
 def test_a_failing_disk_or_damage_before_the_end_is_not_a_cut():
     data = io.BytesIO(b"\0" * 100)
     fp = BoundedReader(data, 100)
