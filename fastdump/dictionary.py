@@ -94,6 +94,17 @@ def tag_for_keyword(keyword: str) -> int | None:
     return keyword_dict().get(keyword)
 
 
+def did_you_mean(name: str) -> str:
+    """`` (did you mean PatientID?)`` for a keyword misspelt or in the wrong case; "" if
+    none is close."""
+    import difflib
+
+    keywords = keyword_dict()
+    same = [k for k in keywords if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, list(keywords), n=3, cutoff=0.75)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def repeating_mask(name: str) -> str | None:
     """The mask (``"60xx0010"``) of a repeating group's element named by its keyword
     (OverlayRows) or by the mask itself (``60xx0010``, ``(60xx,0010)``), which names no

@@ -67,7 +67,7 @@ def _tag_of(item: str) -> int:
                           "for each group: give those you want as 8 hex digits, e.g. "
                           f"{mask.replace('x', '0').upper()}")
     if tag is None:
-        hint = _close_keywords(item)
+        hint = dictionary.did_you_mean(item)
         raise OptionError(
             f"--tags: unknown DICOM keyword {item!r}{hint}; give keywords as in the standard "
             "(PatientID, StudyInstanceUID) or tags as 8 hex digits (00100020) or (0010,0020)"
@@ -87,13 +87,6 @@ def _checked(tag: int, item: str) -> int:
             "reading each file up to its pixel data (a full dump has no pixel data either)"
         )
     return tag
-
-
-def _close_keywords(item: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(item, list(dictionary.keyword_dict()), n=3, cutoff=0.75)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def select(record: dict[str, Any], tags: frozenset[int]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def test_parse_tags_takes_tags_as_dcmdump_and_format_tags_write_them():
 
 @pytest.mark.parametrize("spec, message", [
     ("PatientsName", "did you mean PatientName"),
+    ("patientid", r"did you mean PatientID\?"),  # the case wrong (before: no hint)
     ("00100010,NoSuchKeyword", "unknown DICOM keyword 'NoSuchKeyword'"),
     # a repeating group's keyword names no one tag (before: "unknown", with "Overlays")
     ("OverlayRows", r"repeating group's elements \(60xx0010\).*e\.g\. 60000010"),

@@ -95,8 +95,9 @@ def column(keyword: str) -> Column:
                           f"({dictionary.repeating_mask(keyword)}), one for each group, which "
                           "no one column holds; --tags takes them as 8 hex digits")
     if tag is None:
-        raise OptionError(f"--columns: {keyword!r} is not a DICOM keyword (spelled as in "
-                          "pydicom, e.g. PatientName, SeriesInstanceUID)")
+        raise OptionError(f"--columns: {keyword!r} is not a DICOM keyword"
+                          f"{dictionary.did_you_mean(keyword)}; give keywords as pydicom "
+                          "spells them (PatientName, SeriesInstanceUID)")
     vr = dictionary.dictionary_vr(tag) or "UN"
     vrs = set(vr.split(" or "))
     if vrs <= _INT_VRS:

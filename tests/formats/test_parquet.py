@@ -174,6 +174,8 @@ def test_columns_option(tmp_path):
 
 @pytest.mark.parametrize("columns, message", [
     ("PatientName,NoSuchKeyword", "'NoSuchKeyword' is not a DICOM keyword"),
+    ("PatientNam", r"'PatientNam' is not a DICOM keyword \(did you mean PatientName"),
+    ("studydate", r"did you mean StudyDate\?"),
     ("OverlayRows", r"'OverlayRows' names a repeating group's elements \(60xx0010\)"),
     ("ReferencedImageSequence", "sequence or binary"),
     (",", "at least one"),
