@@ -188,7 +188,8 @@ class _Job:
             return WalkSoFar(self.bar.total + queued, ended, queued >= _WALK_AHEAD)
 
         # A resumed run may follow one that a file crashed: every batch in a worker.
-        with _open_pool(self.scheduler, jobs, to_read, isolate=self.previous is not None) \
+        with contextlib.closing(found), \
+                _open_pool(self.scheduler, jobs, to_read, isolate=self.previous is not None) \
                 as pool:
             self.summary.jobs = pool.jobs  # on a cluster: its worker threads
             sizer = BatchSizer(pool.jobs, batch_size, opts.fetch_concurrency)
@@ -488,18 +489,35 @@ class _Walk:
         self._found = _ChunkQueue(maxsize=_WALK_AHEAD)
         self._failure: list[BaseException] = []
         self.ended = False  # the walk has found every file (they may still be queued)
+        self._closed = threading.Event()  # the run is over: no one takes what is found
         threading.Thread(target=self._produce, args=(inputs, follow, dedupe),
                          name="fastdump-walk", daemon=True).start()
 
     def _produce(self, inputs: Iterator[str], follow: bool, dedupe: bool) -> None:
         try:
             for chunk in walk_chunks(inputs, follow_symlinks=follow, dedupe=dedupe):
-                self._found.put(chunk)
+                if not self._put(chunk):
+                    break  # (the walk's generator is closed: its index on disk too)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             self._failure.append(exc)
         finally:
-            self._found.put(_WALK_ENDED)
+            self._put(_WALK_ENDED)
             self.ended = True
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item`` once there is room; False if the run ended first (stopped, or
+        failed), which would leave this thread waiting on a full queue for good."""
+        while not self._closed.is_set():
+            try:
+                self._found.put(item, timeout=_WALK_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """The run is over: the walk stops at its next chunk."""
+        self._closed.set()
 
     def queued(self) -> int:
         """Files found and not yet taken (one more for the end's marker)."""
@@ -523,6 +541,7 @@ class _Walk:
 
 
 _WALK_ENDED = object()
+_WALK_POLL = 0.2  # seconds between looks, while the queue is full, for the run's end
 
 
 class _ChunkQueue(queue.Queue):

@@ -94,15 +94,27 @@ class _Controller:
                 return
             _hard_stop(signum)
         self.received = signum
-        if self.deferring or not self.depth:
+        if self.deferring or not self.depth or _importing(frame):
             # held back; or in the last moments of stop_signals(), while the previous
-            # handlers are put back: it raises once they all are
+            # handlers are put back: it raises once they all are; or in an import,
+            # which it would leave half done for the rest of the process (pydicom:
+            # "partially initialized module", in every later dump() of a notebook):
+            # it raises at the next deferred block's end, a batch's write
             self.pending = True
             return
         raise Stopped(signum)
 
 
 _controller = _Controller()
+
+
+def _importing(frame: Any) -> bool:
+    """Whether ``frame`` (where a signal's handler was called) runs inside an import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

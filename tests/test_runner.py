@@ -296,3 +296,39 @@ def test_batches_packed_as_lines_write_what_outcomes_one_by_one_write(archive, t
     assert ({k: getattr(packed, k) for k in counts}
             == {k: getattr(one_by_one, k) for k in counts})
     assert packed.errors and packed.fallbacks and packed.ok  # every kind of outcome was met
+
+
+def test_a_stopped_run_leaves_no_walk_thread_behind(tmp_path, monkeypatch):
+    """The walk waited for good on its full queue once a stopped run took no more from
+    it: one thread (and its memory) left per interrupted dump() in a notebook."""
+    import signal
+    import threading
+
+    from fastdump import runner
+
+    monkeypatch.setattr(runner, "_WALK_AHEAD", 2)  # full after two folders of one file
+    root = tmp_path / "in"
+    for i in range(300):
+        (root / f"{i:03}").mkdir(parents=True)
+        os.link(pydicom_file("CT_small.dcm"), root / f"{i:03}" / "ct.dcm")
+    out = tmp_path / "o"
+    timer = threading.Thread(target=_interrupt_once_written, args=(out / "dump.jsonl",))
+    timer.start()
+    summary = fastdump.dump([root], out, jobs=1, progress=False)
+    timer.join()
+    assert summary.interrupted and summary.ok < 300
+    walks = [t for t in threading.enumerate() if t.name == "fastdump-walk"]
+    for walk in walks:
+        walk.join(timeout=5)
+    assert not any(walk.is_alive() for walk in walks)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _interrupt_once_written(lines) -> None:
+    import signal
+    import time
+
+    deadline = time.monotonic() + 60
+    while not (lines.exists() and lines.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(os.getpid(), signal.SIGINT)

@@ -305,3 +305,20 @@ def test_a_stop_signal_left_blocked_reaches_the_handler_at_the_end(main_thread_s
         signal.pthread_kill(threading.get_ident(), signal.SIGHUP)  # to this thread only
         assert signal.SIGHUP in signal.sigpending()
     assert stopped.value.signum == signal.SIGHUP
+
+
+def test_a_stop_signal_in_an_import_waits_for_it_to_end(tmp_path, monkeypatch):
+    """Raised inside pydicom's first import, it left the module half done for the rest of
+    the process: every later dump() of a notebook failed on 'partially initialized module'."""
+    (tmp_path / "imported_while_stopping.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n"
+        "for _ in range(10000):\n    pass\nWHOLE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(stopping.Stopped), stopping.stop_signals():
+        import imported_while_stopping  # noqa: F401 - the signal comes while it runs
+
+        with stopping.deferred():  # as a batch's write: where it is acted on
+            pass
+        pytest.fail("the stop was not acted on")
+    assert sys.modules["imported_while_stopping"].WHOLE
+    del sys.modules["imported_while_stopping"]
