@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import queue
 import sys
@@ -98,6 +99,7 @@ def dump(
         raise OptionError("--resume and --overwrite exclude each other: --resume adds to "
                           "the run in OUTDIR, --overwrite replaces it")
     _check_options(batch_size, file_timeout, fetch_concurrency)  # (the threshold: ReadSettings)
+    _check_destinations(out_dir, scheduler)
     fmt = for_output(format, out_dir)
     read = ReadSettings(bulk_threshold=bulk_threshold, tags=parse_tags(tags),
                         bulk_any_vr=bulk_any_vr)
@@ -611,13 +613,29 @@ def _physical_memory() -> int:
 
 def _check_options(batch_size: int | None, timeout: float | None, fetch_concurrency: int
                    ) -> None:
-    if batch_size is not None and batch_size < 1:
-        raise OptionError(f"batch size must be at least 1, not {batch_size}")
-    if timeout is not None and not 0 < timeout < math.inf:  # (nan too)
+    if batch_size is not None and not (_whole(batch_size) and batch_size >= 1):
+        raise OptionError(f"batch size must be a whole number, at least 1, not {batch_size!r}")
+    if timeout is not None and not (isinstance(timeout, numbers.Real) and not
+                                    isinstance(timeout, bool) and 0 < timeout < math.inf):
         raise OptionError(f"--file-timeout must be a number of seconds more than 0 "
-                          f"(a large one, 86400, for a day), not {timeout}")
-    if fetch_concurrency < 1:
-        raise OptionError(f"--fetch-concurrency must be at least 1, not {fetch_concurrency}")
+                          f"(a large one, 86400, for a day), not {timeout!r}")  # (nan too)
+    if not (_whole(fetch_concurrency) and fetch_concurrency >= 1):
+        raise OptionError("--fetch-concurrency must be a whole number, at least 1, not "
+                          f"{fetch_concurrency!r}")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_destinations(out_dir: object, scheduler: object) -> None:
+    """Arguments of the wrong kind, said as such (they were a TypeError from deep inside)."""
+    if not isinstance(out_dir, str | os.PathLike):
+        raise OptionError(f"out_dir must be a folder's path (str or Path), or \"-\" for "
+                          f"standard output, not {out_dir!r}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise OptionError(f"scheduler must be a Dask scheduler's address "
+                          f"(\"tcp://host:8786\") or \"local\", not {scheduler!r}")
 
 
 def _columns(columns: Sequence[str] | str | None) -> tuple[str, ...] | None:

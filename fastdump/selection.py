@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 # "(0010,0010)", as dcmdump and --format tags write a tag: one item of the list
 _PAIR = re.compile(r"\(\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*\)")
+# the commas that separate items: not one inside parentheses, "(zzzz,0010)" as written
+_ITEMS = re.compile(r",(?![^(]*\))")
 # the same with a repeating group's x digits, (60xx,0010): joined, then refused as a mask
 _MASK_PAIR = re.compile(r"\(\s*([0-9A-Fa-fXx]{4})\s*,\s*([0-9A-Fa-fXx]{4})\s*\)")
 
@@ -40,7 +42,7 @@ def parse_tags(spec: str | Iterable[str | int] | None) -> frozenset[int] | None:
     if not isinstance(spec, (str, Iterable)):
         raise OptionError(f"tags must be a string (\"PatientID,00080060\") or a list of "
                           f"keywords and ints, not {type(spec).__name__}")
-    items = _MASK_PAIR.sub(r"\1\2", spec).split(",") if isinstance(spec, str) else list(spec)
+    items = _ITEMS.split(_MASK_PAIR.sub(r"\1\2", spec)) if isinstance(spec, str) else list(spec)
     tags = set()
     for item in items:
         if isinstance(item, int) and not isinstance(item, bool):

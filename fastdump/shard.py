@@ -29,7 +29,10 @@ def check_shard(shard: Shard | str | None) -> Shard | None:
                 f"--shard must be I/N, e.g. 2/3 for the second of three slices, not {shard!r}"
             ) from None
     else:
-        i, n = shard
+        try:
+            i, n = shard
+        except (TypeError, ValueError):  # not two things
+            i = n = None
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in (i, n)):
         raise OptionError(f"shard must be two whole numbers, (2, 3), or \"2/3\", not {shard!r}")
     if not 1 <= i <= n:

@@ -56,6 +56,9 @@ def path_list(source: PathArg | Iterable[str] | None) -> Iterator[Iterable[str] 
     """--files-from: lines as given (an open file, a list); a name is that file's
     lines, opened here and closed at the end; ``"-"`` is standard input."""
     if not isinstance(source, PathArg):
+        if source is not None and not isinstance(source, Iterable):
+            raise OptionError(f"files_from must be a list file's name (\"-\": standard "
+                              f"input), an open file or a list of paths, not {source!r}")
         yield source
         return
     name = os.fsdecode(source)

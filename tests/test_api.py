@@ -108,6 +108,18 @@ CT = "CT_small.dcm"
     (lambda p, o: fastdump.read_tags(""), "a path is empty"),
     (lambda p, o: fastdump.read_tags(None), "a path must be a str, bytes or Path"),
     (lambda p, o: list(fastdump.iter_records(None)), "paths must be a path"),
+    # (these too were TypeErrors or ValueErrors from deep inside; batch_size=2.5 was taken)
+    (lambda p, o: fastdump.dump([p], o, file_timeout="5"), "--file-timeout must be a number"),
+    (lambda p, o: fastdump.dump([p], o, batch_size="10"), "batch size must be a whole number"),
+    (lambda p, o: fastdump.dump([p], o, batch_size=2.5), "batch size must be a whole number"),
+    (lambda p, o: fastdump.dump([p], o, fetch_concurrency=None), "--fetch-concurrency must"),
+    (lambda p, o: fastdump.dump([p], o, shard=(1,)), "shard must be two whole numbers"),
+    (lambda p, o: fastdump.dump([p], o, shard=5), "shard must be two whole numbers"),
+    (lambda p, o: fastdump.dump([p], o, scheduler=5), "scheduler must be a Dask scheduler"),
+    (lambda p, o: fastdump.dump([], o, files_from=5), "files_from must be a list file"),
+    (lambda p, o: fastdump.dump([p], None), "out_dir must be a folder's path"),
+    # one tag as written, not split at its comma (before: "unknown DICOM keyword '(zzzz'")
+    (lambda p, o: fastdump.read_tags(p, tags="(zzzz,0010)"), r"'\(zzzz,0010\)'"),
 ])
 def test_arguments_of_the_wrong_kind_are_an_option_error_saying_which(tmp_path, call, told):
     # (before: a TypeError from deep inside, a false "I must be between 1 and N", the
