@@ -97,6 +97,17 @@ def raw_elements(ds: Any) -> dict[int, Any]:
 # --- loky (joblib) ----------------------------------------------------------------
 
 
+def interpreter_exiting() -> bool:
+    """Whether the main thread has ended and Python waits for the other threads to end
+    (a script that started dump() in a thread and did not join it): concurrent.futures
+    and loky then refuse new work and new workers ("cannot schedule new futures after
+    interpreter shutdown", "can't register atexit after shutdown")."""
+    import threading
+
+    return bool(getattr(threading, "_SHUTTING_DOWN", False)) or sys.is_finalizing()
+
+
+
 def current_loky_executor() -> Any:
     """The reusable executor this process started, or None."""
     from joblib.externals.loky import reusable_executor

@@ -266,12 +266,22 @@ class StartingPool:
         return walk
 
     def submit(self, fn: Callable[..., Any], batch: Batch, *args: Any) -> Future | _ReadHere:
-        up = self._workers_up(batch)
+        # Once the main thread has ended (dump() in a thread a script never joined), no
+        # pool takes work: batches in flight still come back; the others are read here
+        # (the run stopped on a RuntimeError before, its summary never written).
+        try:
+            if not compat.interpreter_exiting() and self._workers_up(batch):
+                assert self._pool is not None
+                self._handed += len(batch)
+                return self._pool.submit(fn, batch, *args)
+        except RuntimeError:
+            if not compat.interpreter_exiting():
+                raise
+            # it ended as workers started: a pool half started would keep Python
+            # waiting for its thread for good
+            shutdown_local_pool()
         self._handed += len(batch)
-        if up:
-            assert self._pool is not None
-            return self._pool.submit(fn, batch, *args)
-        return _ReadHere(fn(batch, *args))  # the workers are not up yet
+        return _ReadHere(fn(batch, *args))  # the workers are not up (yet)
 
     def wait_any(self, futures: Iterable[Any], timeout: float | None = None) -> set[Any]:
         futures = list(futures)
@@ -286,6 +296,8 @@ class StartingPool:
 
     def isolate(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
                 url: str | None = None) -> Any:
+        if compat.interpreter_exiting():  # (see submit)
+            return fn(*args)
         return (self._pool or LocalPool(self.jobs)).isolate(fn, *args, timeout=timeout, url=url)
 
     def __enter__(self) -> StartingPool:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -11,7 +14,7 @@ import fastdump
 from fastdump.lines import dumps_line
 
 from .conftest import pydicom_file, regular_files
-from .helpers import output_lines
+from .helpers import accounted, output_lines
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"tags": "PatientID,Modality,ReferencedImageSequence"},
@@ -134,3 +137,36 @@ def test_one_tag_as_an_int_and_one_output_to_merge_as_a_str(tmp_path):
     fastdump.dump([pydicom_file(CT)], tmp_path / "a", progress=False)
     merged = fastdump.merge(str(tmp_path / "a"), tmp_path / "m")  # (before: its characters)
     assert merged.ok == 1
+
+
+FILES_FOR_WORKERS = 15_000
+
+
+@pytest.mark.parametrize("main_ends", ["at_once", "with_workers_up"])
+def test_a_dump_in_a_thread_the_script_never_joins_ends_whole(tmp_path, main_ends):
+    """Python waits for such a thread, but refuses new pool work once the main thread has
+    ended: the dump stopped with a RuntimeError after a few batches, and no summary, or
+    waited for good on a pool half started."""
+    root = tmp_path / "in"
+    # more than this process reads in SMALL_RUN seconds: workers are started
+    source = tmp_path / CT  # (a copy: an inode takes 65,000 links at most)
+    source.write_bytes(open(pydicom_file(CT), "rb").read())
+    for i in range(FILES_FOR_WORKERS):
+        (root / f"{i // 100:03}").mkdir(parents=True, exist_ok=True)
+        os.link(source, root / f"{i // 100:03}" / f"{i}.dcm")
+    out = tmp_path / "o"
+    lines = str(out / "dump.jsonl")
+    script = (
+        "import os, threading, time, fastdump\n"
+        f"threading.Thread(target=fastdump.dump, args=([{str(root)!r}], {str(out)!r}),\n"
+        "                 kwargs=dict(jobs=2, progress=False)).start()\n")
+    if main_ends == "with_workers_up":
+        script += (f"while not (os.path.exists({lines!r}) and os.path.getsize({lines!r})):\n"
+                   "    time.sleep(0.01)\n"
+                   "time.sleep(0.2)  # workers starting or up, batches in flight\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["ok"], summary["interrupted"]) == (FILES_FOR_WORKERS, False)
+    assert sorted(accounted(out)) == sorted(regular_files(root))

@@ -308,9 +308,11 @@ def test_a_stopped_run_leaves_no_walk_thread_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "_WALK_AHEAD", 2)  # full after two folders of one file
     root = tmp_path / "in"
+    source = tmp_path / "ct.dcm"  # (a copy: an inode takes 65,000 links at most)
+    shutil.copy(pydicom_file("CT_small.dcm"), source)
     for i in range(300):
         (root / f"{i:03}").mkdir(parents=True)
-        os.link(pydicom_file("CT_small.dcm"), root / f"{i:03}" / "ct.dcm")
+        os.link(source, root / f"{i:03}" / "ct.dcm")
     out = tmp_path / "o"
     timer = threading.Thread(target=_interrupt_once_written, args=(out / "dump.jsonl",))
     timer.start()
