@@ -203,7 +203,43 @@ def has_s3_pages(fs: Any) -> bool:
     return hasattr(fs, "_iterdir")
 
 
-async def cat_range(fs: Any, path: str, start: int, end: int) -> bytes:
+async def cat_range(fs: Any, path: str, start: int, end: int,
+                    listed: int | None = None) -> bytes:
     """Bytes [start, end) of one object, on the filesystem's event loop: fsspec's async
-    API (``_``-prefixed by its convention), the backend's retries included."""
-    return await fs._cat_file(path, start=start, end=end)
+    API (``_``-prefixed by its convention), the backend's retries included.
+
+    ``listed``: the object's size as listed. On S3 the answer's Content-Range says the
+    size of the object read; another one is an OSError: the object was replaced since
+    (its first bytes, read as the listed size, could parse as a smaller file's record).
+    """
+    if listed is None or not has_s3_pages(fs):
+        return await fs._cat_file(path, start=start, end=end)
+    data, size = await _s3_range(fs, path, start, end)
+    if size is not None and size != listed:
+        raise OSError(changed_since_listed(size, listed))
+    return data
+
+
+def changed_since_listed(now: int, then: int) -> str:
+    return (f"the object changed after it was listed ({now} bytes now, {then} then): "
+            "--resume reads it again")
+
+
+async def _s3_range(fs: Any, path: str, start: int, end: int) -> tuple[bytes, int | None]:
+    """s3fs's ``_cat_file`` of a range (its retries, its error translation), keeping the
+    size the answer gives."""
+    from s3fs.core import _error_wrapper, version_id_kw
+
+    bucket, key, version = fs.split_path(path)
+
+    async def call_and_read() -> tuple[bytes, str | None]:
+        resp = await fs._call_s3("get_object", Bucket=bucket, Key=key,
+                                 Range=f"bytes={start}-{end - 1}", **version_id_kw(version))
+        try:
+            return await resp["Body"].read(), resp.get("ContentRange")
+        finally:
+            resp["Body"].close()
+
+    data, content_range = await _error_wrapper(call_and_read, retries=fs.retries)
+    total = (content_range or "").rpartition("/")[2]  # "bytes 0-545/39206"
+    return data, int(total) if total.isdigit() else None

@@ -339,8 +339,10 @@ def _number(vr: str, order: str):
             raise Unsupported(REJECTED_VALUE, f"{vr} value of {n} bytes")
         numbers = list(one(value) if n == size else
                        struct.unpack(f"{order}{n // size}{fmt}", value))
-        if floats and any(v - v != 0.0 for v in numbers):  # NaN, or infinity
-            raise Rejected(f"ValueError: {dicom.NOT_FINITE}")
+        if floats:
+            for number in numbers:
+                if number - number != 0.0:  # NaN, or infinity
+                    raise Rejected(f"ValueError: {dicom.NOT_FINITE}")
         return numbers
 
     return convert

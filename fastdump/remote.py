@@ -78,6 +78,9 @@ def filesystem(url: str, connections: int | None = None) -> tuple[Any, str]:
 def check_url(url: str) -> None:
     """Raise :class:`InputNotFoundError` if nothing exists at ``url``."""
     fs, path = filesystem(url)
+    if not path.strip("/"):  # (s3:// listed every bucket, and failed on their names)
+        raise InputNotFoundError(f"{url} names no bucket: give one, and a prefix if you "
+                                 "like (s3://bucket/prefix/)")
     try:
         found = _exists(fs, url, path)
     except Exception as exc:  # noqa: BLE001 - any backend failure is unusable input
@@ -252,7 +255,7 @@ class Heads:
                      in_flight: asyncio.Semaphore) -> None:
         block = self._blocks[i]
         try:
-            data = await compat.cat_range(fs, path, 0, end) if end else b""
+            data = await compat.cat_range(fs, path, 0, end, self._sizes[i]) if end else b""
         except asyncio.CancelledError:
             if block is not None:
                 block.cancel()
@@ -360,10 +363,13 @@ def walk_url(url: str, seen: set[str]) -> Iterator[Found]:
         yield Problem(url, f"{type(exc).__name__}: cannot list: {exc}")
 
 
-def url_entry(url: str) -> Entry:
+def url_entry(url: str, fresh: bool = False) -> Entry:
     """One object, as the walk lists it: ``FileNotFoundError`` if there is none,
-    ``IsADirectoryError`` for a prefix (a folder)."""
+    ``IsADirectoryError`` for a prefix (a folder). ``fresh``: as the store says now, not
+    as this process's listing left it in the filesystem's cache."""
     fs, path = filesystem(url)
+    if fresh:
+        fs.invalidate_cache(path)
     found = _to_found(fs, fs.info(path))
     if not isinstance(found, Entry):
         raise IsADirectoryError(errno.EISDIR, "a prefix (folder), not an object", url)

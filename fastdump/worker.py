@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from . import compat
 from .errors import TruncatedError
 from .formats import get_format
 from .lines import dumps_line
@@ -115,13 +116,12 @@ def _changed_since_listed(entry: Entry) -> str | None:
     from .remote import url_entry
 
     try:
-        now = url_entry(entry.path)
+        now = url_entry(entry.path, fresh=True)  # (a read in the walk's process: its cache)
     except Exception:  # noqa: BLE001 - then its own error says more
         return None
     if (now.size, now.mtime) == (entry.size, entry.mtime):
         return None
-    return (f"OSError: the object changed after it was listed ({now.size} bytes now, "
-            f"{entry.size} then): --resume reads it again")
+    return f"OSError: {compat.changed_since_listed(now.size, entry.size)}"
 
 
 def _read_ahead(entries: Batch, opts: Options) -> tuple[ReadAhead | None, bool]:

@@ -93,6 +93,15 @@ def s3_run(s3, tmp_path_factory):
     return out, list(proxy.requests)
 
 
+@pytest.mark.parametrize("url", ["s3://", "s3:///"])
+def test_a_url_without_a_bucket_is_refused_in_one_line(tmp_path, url):
+    result = run_cli("dump", url, "-o", tmp_path / "o", "--no-progress")
+    assert result.returncode == 2, result.stderr  # (before: 0, and an error line)
+    assert result.stderr == (f"fastdump: error: {url} names no bucket: give one, and a prefix "
+                             "if you like (s3://bucket/prefix/)\n")
+    assert not (tmp_path / "o").exists()
+
+
 def test_records_equal_a_local_dump_of_the_same_files(s3, s3_run, tmp_path):
     local = s3[0]
     out, _ = s3_run

@@ -388,7 +388,7 @@ def test_fetch_concurrency_below_one_is_refused(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert "--fetch-concurrency must be at least 1, not 0" in proc.stderr
+    assert "--fetch-concurrency must be a whole number, at least 1, not 0" in proc.stderr
 
 
 @pytest.mark.parametrize("url", [f"s3://{BUCKET}/no-such-prefix/", "s3://no-such-bucket/x/"])
@@ -404,13 +404,16 @@ def test_a_missing_prefix_is_found_out_in_one_request(store, tmp_path, url):
     assert len(store.proxy.requests) == 1
 
 
-@pytest.mark.parametrize("replacement", ["MR_small.dcm", "rtstruct.dcm"])  # smaller, larger
-def test_an_object_replaced_after_the_listing_says_so(s3_env, replacement):
-    # (before: "The requested range is not satisfiable", or a TruncatedError of a healthy
-    # object: it was read with the size the listing gave)
+@pytest.mark.parametrize("listed, replacement", [
+    ("CT_small.dcm", "MR_small.dcm"), ("CT_small.dcm", "rtstruct.dcm"),  # smaller, larger
+    # larger, its first 546 bytes a whole file of elements: a record of bytes of neither
+    ("priv_SQ.dcm", "CT_small.dcm")])
+def test_an_object_replaced_after_the_listing_says_so(s3_env, listed, replacement):
+    # (before: "The requested range is not satisfiable", a TruncatedError of a healthy
+    # object, or a record: it was read with the size the listing gave)
     store = s3_env
-    key = f"{BUCKET}/replaced/{replacement}"
-    store.direct.pipe(key, (Path(pydicom_file("CT_small.dcm"))).read_bytes())
+    key = f"{BUCKET}/replaced/{listed}-{replacement}"
+    store.direct.pipe(key, (Path(pydicom_file(listed))).read_bytes())
     [entry] = list(walk([f"s3://{key}"]))
     new = Path(pydicom_file(replacement)).read_bytes()
     store.direct.pipe(key, new[:200] if replacement == "MR_small.dcm" else new)
