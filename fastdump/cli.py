@@ -181,7 +181,8 @@ def _report(s: Summary) -> None:
     if s.skipped and s.out_dir != "-":
         print(f"fastdump: {s.out_dir}/{files.summary} names the entries skipped (the first "
               f"{SKIPPED_EXAMPLES}): symlinks not followed, FIFOs, sockets, devices, "
-              "fastdump output folders, folders reached again through a symlink",
+              "fastdump output folders, folders reached again through a symlink, a store's "
+              "folder markers (keys ending in /)",
               file=sys.stderr)
     if s.interrupted:
         by = f" by {s.signal}" if s.signal else ""

@@ -207,6 +207,7 @@ def test_skipped_entries_are_named_in_the_summary(tmp_path, fmt):
     assert f"see {out / files.errors} for the files that could not be read (1 NotDicomError)" \
         in result.stderr
     assert f"{out / files.summary} names the entries skipped" in result.stderr
+    assert "folder markers (keys ending in /)" in result.stderr  # (S3: the only kind there)
     summary = orjson.loads((out / files.summary).read_bytes())
     assert (summary["files"], summary["ok"], summary["skipped"]) == (2, 1, 2)
     assert summary["skipped_examples"] == [
