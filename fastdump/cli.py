@@ -109,11 +109,27 @@ def _add_dump(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_dump)
 
 
+def _quiet_distributed() -> None:
+    """distributed's client logs its reconnection attempts and reschedulings, tracebacks
+    included; what they mean to the run (a scheduler lost, a worker that died) the
+    command says in its own one line. (Its levels are set as it is imported.)"""
+    import logging
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return  # dump() says which extra to install
+    for name in ("distributed", "distributed.client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _run_dump(args: argparse.Namespace) -> int:
     from .pool import blas_env
     from .runner import dump  # the heavy imports, only for this command
 
     os.environ.update(blas_env())  # this process's numpy and loky's tracker's too
+    if args.scheduler:
+        _quiet_distributed()
 
     summary = dump(
         args.paths, args.out, format=args.format, jobs=args.jobs, resume=args.resume,

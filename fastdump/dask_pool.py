@@ -123,6 +123,7 @@ class DaskPool:
         self._submitted: weakref.WeakSet = weakref.WeakSet()  # this run's tasks (kill)
         self._started: dict[str, threading.Event] = {}  # files read alone, by token
         self._cluster = _local_cluster(jobs) if scheduler == "local" else None
+        self._scheduler = scheduler
         address = self._cluster if self._cluster is not None else scheduler
         try:
             stopping.raise_pending()
@@ -181,6 +182,10 @@ class DaskPool:
         with self._changed:
             while True:
                 done = {f for f in futures if f.done()}
+                if any(f.status == "cancelled" for f in done):
+                    # by the client, as it lost the scheduler (this run cancels none it
+                    # still waits for): a traceback of CancelledError before, exit 1
+                    raise self._lost_scheduler()
                 if done or not futures:
                     return done
                 left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
@@ -248,9 +253,18 @@ class DaskPool:
             ) from None
         return max(1, sum(self.client.nthreads().values()))
 
+    def _lost_scheduler(self) -> SchedulerError:
+        return SchedulerError(
+            f"lost the Dask scheduler at {self._scheduler}: start it and its workers again, "
+            "then run the same command with --resume to finish")
+
     def _check_alive(self) -> None:
         """Give up (resumably) when the cluster has had no worker for a long time."""
-        if self.client.scheduler_info(n_workers=1).get("workers"):
+        try:
+            workers = self.client.scheduler_info(n_workers=1).get("workers")
+        except (OSError, TimeoutError) as exc:  # (CommClosedError is an OSError)
+            raise self._lost_scheduler() from exc
+        if workers:
             self._no_worker_since = None
             return
         since = self._no_worker_since = self._no_worker_since or time.monotonic()

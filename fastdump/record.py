@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+import sys
 import zlib
 from typing import Any
 
@@ -98,6 +99,20 @@ def _cut_before_selection_end(fp: Any, settings: ReadSettings) -> str | None:
     return check_complete(whole, fp, pixels=False, fragments=False)
 
 
+def _elsewhere() -> str:
+    """On a Dask worker, the other reason a file the walk found is not there."""
+    if "distributed" not in sys.modules:
+        return ""
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):  # not in a task of a worker
+        return ""
+    return (f", or Dask worker {name} does not see it (every worker must mount the archive "
+            "at the same path)")
+
+
 def strict() -> bool:
     """Strict mode: a fast-path failure other than Unsupported raises (``FASTDUMP_STRICT=1``)."""
     return os.environ.get("FASTDUMP_STRICT", "") not in ("", "0")
@@ -126,7 +141,8 @@ def describe_failure(exc: BaseException, file_timeout: float | None = None
     if isinstance(exc, TruncatedError):
         return f"TruncatedError: {exc.reason}", exc.partial
     if isinstance(exc, FileNotFoundError):
-        return "FileNotFoundError: the file was deleted or moved after the walk found it", None
+        return ("FileNotFoundError: the file was deleted or moved after the walk found it"
+                f"{_elsewhere()}", None)
     if isinstance(exc, PermissionError):
         return (f"PermissionError: {exc.strerror} (fastdump runs as user id {os.getuid()})",
                 None)

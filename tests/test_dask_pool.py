@@ -160,6 +160,19 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert set(got) == set(local_run)  # nothing lost or altered
 
 
+def test_a_file_a_worker_does_not_see_says_so(cluster):
+    """A worker without the archive mounted called its share deleted since the walk."""
+    from fastdump.record import describe_failure
+
+    _, client = cluster
+    reason, _ = client.submit(describe_failure, FileNotFoundError(2, "gone"), pure=False).result()
+    assert reason.startswith("FileNotFoundError: the file was deleted or moved after the walk "
+                             "found it, or Dask worker w"), reason
+    assert reason.endswith("does not see it (every worker must mount the archive at the same "
+                           "path)"), reason
+    assert describe_failure(FileNotFoundError(2, "gone"))[0].endswith("after the walk found it")
+
+
 def test_file_that_kills_its_worker_is_an_error_record(cluster, hooks, tmp_path):
     address, client = cluster
     hooks()
@@ -185,6 +198,33 @@ def test_file_that_kills_its_worker_is_an_error_record(cluster, hooks, tmp_path)
     assert set(dumped) == {str(folder / name) for name in names}
     assert set(dumped.values()) == set(jsonl_lines(local / "dump.jsonl"))
     assert (summary.ok, summary.errors) == (len(names), 1)
+
+
+def test_a_scheduler_lost_mid_run_is_one_line_and_resume_finishes(archive, local_run, tmp_path):
+    """Tracebacks (CommClosedError, FutureCancelledError), exit 1 and no word of --resume
+    before."""
+    out = tmp_path / "out"
+    with running_cluster(tmp_path, 1) as (address, client):
+        client.register_plugin(ReadHooks(0.05, 0.0), name=ReadHooks.name)  # a long run
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fastdump", "dump", str(archive), "-o", str(out),
+             "--scheduler", address, "--no-progress"],
+            stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: proc.poll() is not None
+                   or len(jsonl_lines(out / "dump.jsonl", missing_ok=True)) >= 4, 60,
+                   "the first batch")
+        assert proc.poll() is None, proc.communicate()[1]
+        os.kill(client.run_on_scheduler(os.getpid), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, stderr  # (a SchedulerError, as for no worker left)
+    assert stderr == (f"fastdump: error: lost the Dask scheduler at {address}: start it and "
+                      "its workers again, then run the same command with --resume to finish\n")
+    with running_cluster(tmp_path, 1) as (address, _):
+        result = run_cli("dump", archive, "-o", out, "--scheduler", address, "--resume",
+                         "--no-progress")
+    assert result.returncode == 0, result.stderr
+    got = output_lines(out)
+    assert len(got) == len(set(got)) and set(got) == set(local_run)
 
 
 def test_local_cluster_from_the_command_line(archive, local_run, tmp_path):
