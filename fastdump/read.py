@@ -137,8 +137,10 @@ def _meta_cut(ds: Dataset, fp: BoundedReader) -> str | None:
     """Why a file cut in its meta group is truncated: the element cut (pydicom reads the
     value there is, or an empty one, and stops there), or the header cut after it."""
     meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return None
     end = 0
-    for tag in list(meta.keys()) if meta is not None else ():
+    for tag in list(meta.keys()):
         start, length = _extent(meta.get_item(tag, keep_deferred=True), fp, False, True)
         if start is None or length == dicom.UNDEFINED_LENGTH:
             continue

@@ -29,15 +29,23 @@ def check_shard(shard: Shard | str | None) -> Shard | None:
                 f"--shard must be I/N, e.g. 2/3 for the second of three slices, not {shard!r}"
             ) from None
     else:
-        try:
-            i, n = shard
-        except (TypeError, ValueError):  # not two things
-            i = n = None
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (i, n)):
-        raise OptionError(f"shard must be two whole numbers, (2, 3), or \"2/3\", not {shard!r}")
+        i, n = _pair(shard)
     if not 1 <= i <= n:
         raise OptionError(f"--shard {i}/{n}: I must be between 1 and N (shards count from 1)")
     return i, n
+
+
+def _pair(shard: object) -> Shard:
+    """``shard`` as two whole numbers; OptionError for anything else (not two things, or
+    not numbers)."""
+    try:
+        i, n = shard  # type: ignore[misc]
+    except (TypeError, ValueError):  # not two things
+        i = n = None
+    if (isinstance(i, int) and isinstance(n, int)
+            and not isinstance(i, bool) and not isinstance(n, bool)):
+        return i, n
+    raise OptionError(f"shard must be two whole numbers, (2, 3), or \"2/3\", not {shard!r}")
 
 
 def in_shard(path: str, shard: Shard | None) -> bool:

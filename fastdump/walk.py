@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections import deque
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
