@@ -15,7 +15,7 @@ from fastdump import hotpath
 from fastdump.formats.jsonl import JsonlFormat
 
 from .conftest import NOT_DICOM, pydicom_file, pydicom_path_file, regular_files
-from .helpers import accounted, read_jsonl
+from .helpers import accounted, read_jsonl, sigint_as_in_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -316,14 +316,15 @@ def test_a_stopped_run_leaves_no_walk_thread_behind(tmp_path, monkeypatch):
     out = tmp_path / "o"
     timer = threading.Thread(target=_interrupt_once_written, args=(out / "dump.jsonl",))
     timer.start()
-    summary = fastdump.dump([root], out, jobs=1, progress=False)
-    timer.join()
+    with sigint_as_in_a_terminal():
+        summary = fastdump.dump([root], out, jobs=1, progress=False)
+        timer.join()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     assert summary.interrupted and summary.ok < 300
     walks = [t for t in threading.enumerate() if t.name == "fastdump-walk"]
     for walk in walks:
         walk.join(timeout=5)
     assert not any(walk.is_alive() for walk in walks)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def _interrupt_once_written(lines) -> None:

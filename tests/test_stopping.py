@@ -23,6 +23,7 @@ from fastdump import stopping
 
 from . import test_runner_kill
 from .conftest import pydicom_file, regular_files
+from .helpers import sigint_as_in_a_terminal
 from .process_tree import session, wait_all_gone
 from .test_runner_kill import dump_cmd, records
 
@@ -314,7 +315,7 @@ def test_a_stop_signal_in_an_import_waits_for_it_to_end(tmp_path, monkeypatch):
         "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n"
         "for _ in range(10000):\n    pass\nWHOLE = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(stopping.Stopped), stopping.stop_signals():
+    with sigint_as_in_a_terminal(), pytest.raises(stopping.Stopped), stopping.stop_signals():
         import imported_while_stopping  # noqa: F401 - the signal comes while it runs
 
         with stopping.deferred():  # as a batch's write: where it is acted on
