@@ -97,6 +97,16 @@ def raw_elements(ds: Any) -> dict[int, Any]:
 # --- loky (joblib) ----------------------------------------------------------------
 
 
+def in_import(frame: Any) -> bool:
+    """Whether the code ``frame`` runs (where a signal interrupted it) is inside an import
+    statement: CPython's import machinery is frozen modules named ``<frozen importlib...>``."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def interpreter_exiting() -> bool:
     """Whether the main thread has ended and Python waits for the other threads to end
     (a script that started dump() in a thread and did not join it): concurrent.futures

@@ -94,7 +94,7 @@ class _Controller:
                 return
             _hard_stop(signum)
         self.received = signum
-        if self.deferring or not self.depth or _importing(frame):
+        if self.deferring or not self.depth or compat.in_import(frame):
             # held back; or in the last moments of stop_signals(), while the previous
             # handlers are put back: it raises once they all are; or in an import,
             # which it would leave half done for the rest of the process (pydicom:
@@ -106,15 +106,6 @@ class _Controller:
 
 
 _controller = _Controller()
-
-
-def _importing(frame: Any) -> bool:
-    """Whether ``frame`` (where a signal's handler was called) runs inside an import."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
-            return True
-        frame = frame.f_back
-    return False
 
 
 @contextlib.contextmanager

@@ -205,15 +205,6 @@ def failed(entry: Entry | Problem, reason: str, partial: dict | None = None,
     return Outcome(entry.path, entry.size, entry.mtime, error_line=line, fallback=fallback)
 
 
-def _importing(frame: Any) -> bool:
-    """Whether the interrupted code runs inside an import statement."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 @contextmanager
 def _alarm_raises_timeout() -> Iterator[bool]:
     """While active, SIGALRM raises FileTimeout; yields whether per-file limits can work.
@@ -227,7 +218,7 @@ def _alarm_raises_timeout() -> Iterator[bool]:
         return
 
     def _expire(signum: int, frame: Any) -> None:
-        if _importing(frame):
+        if compat.in_import(frame):
             # Cut in half, an import leaves its module half-initialized for every later
             # file of this worker: let it finish, and give up on the file right after.
             signal.setitimer(signal.ITIMER_REAL, 0.001)

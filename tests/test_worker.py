@@ -120,7 +120,7 @@ def test_a_file_past_its_limit_fails_even_when_the_alarm_was_held_off(tmp_path, 
         time.sleep(0.05)
         return read(*args)
 
-    monkeypatch.setattr(worker, "_importing", lambda frame: True)  # every tick held off
+    monkeypatch.setattr(worker.compat, "in_import", lambda frame: True)  # every tick held off
     monkeypatch.setattr(worker, "try_fast_record", slow_read)
     (outcome,) = process_batch([entry], Options(file_timeout=0.01))
     assert orjson.loads(outcome.error_line)["error"].startswith(
