@@ -139,7 +139,10 @@ def test_one_tag_as_an_int_and_one_output_to_merge_as_a_str(tmp_path):
     assert merged.ok == 1
 
 
-FILES_FOR_WORKERS = 15_000
+# Workers from the first batch (fastdump.pool.START_AFTER = None, as a test_pool test sets
+# it): enough files for batches in flight when the main thread ends. (15,000 files, enough
+# for workers by default, took CI 50 s a mode.)
+FILES_FOR_WORKERS = 3_000
 
 
 @pytest.mark.parametrize("main_ends", ["at_once", "with_workers_up"])
@@ -148,7 +151,6 @@ def test_a_dump_in_a_thread_the_script_never_joins_ends_whole(tmp_path, main_end
     ended: the dump stopped with a RuntimeError after a few batches, and no summary, or
     waited for good on a pool half started."""
     root = tmp_path / "in"
-    # more than this process reads in SMALL_RUN seconds: workers are started
     source = tmp_path / CT  # (a copy: an inode takes 65,000 links at most)
     source.write_bytes(open(pydicom_file(CT), "rb").read())
     for i in range(FILES_FOR_WORKERS):
@@ -157,7 +159,8 @@ def test_a_dump_in_a_thread_the_script_never_joins_ends_whole(tmp_path, main_end
     out = tmp_path / "o"
     lines = str(out / "dump.jsonl")
     script = (
-        "import os, threading, time, fastdump\n"
+        "import os, threading, time, fastdump, fastdump.pool\n"
+        "fastdump.pool.START_AFTER = None\n"
         f"threading.Thread(target=fastdump.dump, args=([{str(root)!r}], {str(out)!r}),\n"
         "                 kwargs=dict(jobs=2, progress=False)).start()\n")
     if main_ends == "with_workers_up":

@@ -401,19 +401,26 @@ def top_level_values(source: str) -> list[tuple[int, int, int, bool]]:
     return found
 
 
-def cuts_of(source: str, data: bytes, rng: random.Random) -> tuple[set[int], set[int]]:
-    """Where to cut a file: every byte around the start of its first two defined-length
-    sequences, random points in them (the second set), and into a few other values."""
+def cuts_of(source: str, data: bytes,
+            rng: random.Random) -> tuple[set[int], set[int], set[int]]:
+    """Where to cut a file: every byte around the start of its first defined-length
+    sequence (the third set), random points in it and in the next one (the second set),
+    and into a few other values. (Every byte around the second sequence's start too,
+    and 30 points in each, took CI 85 s a mode: the pydicom path's reads of them.)"""
     values = top_level_values(source)
-    cuts, sampled = set(), set()
-    for _, start, length, _ in [v for v in values if v[3]][:2]:
+    cuts, sampled, around = set(), set(), set()
+    for nth, (_, start, length, _) in enumerate([v for v in values if v[3]][:2]):
         inside = range(start, min(start + length, len(data)))
-        sampled |= set(rng.sample(inside, min(30, len(inside))))
-        cuts |= {*range(start - 12, start + 20), *sampled}
+        sampled |= set(rng.sample(inside, min(12, len(inside))))
+        around |= set(range(start - 12, start + 20)) if nth == 0 else set()
     others = [v for v in values if not v[3]]
     for _, start, length, _ in rng.sample(others, min(4, len(others))):
         cuts |= {start + 1, start + length // 2}
-    return {c for c in cuts if 0 < c < len(data)}, sampled
+    cuts |= sampled | around
+    return {c for c in cuts if 0 < c < len(data)}, sampled, around - sampled
+
+
+SETTINGS = ((0, False), (1024, False), (8, True))  # (bulk threshold, any VR)
 
 
 def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
@@ -425,7 +432,7 @@ def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
     taken = left = 0  # of the sampled cuts, with the default settings
     for source in ALL_FILES:
         data = open(source, "rb").read()
-        cuts, sampled = cuts_of(source, data, rng)
+        cuts, sampled, around = cuts_of(source, data, rng)
         values = {start: (tag, length) for tag, start, length, _ in top_level_values(source)}
         if not isinstance(reference(source), bytes):
             values = {}  # (not a DICOM file, or a broken one: no message to expect)
@@ -433,8 +440,9 @@ def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
             path = tmp_path / f"cut-{cut}.dcm"
             path.write_bytes(data[:cut])
             # (threshold 0: pydicom defers nothing; 8 with --bulk-any-vr: most values
-            # are long, text too)
-            for threshold, any_vr in ((1024, False), (0, False), (8, True)):
+            # are long, text too. A cut in a sequence's first bytes cuts no value over
+            # 1024 bytes long: there, 0 would read as 1024 does)
+            for threshold, any_vr in SETTINGS[1:] if cut in around else SETTINGS:
                 got = failure(fastjson.fast_record, str(path), None, threshold, any_vr)
                 expected = failure(record.read_record_pydicom, str(path), None,
                                    threshold, any_vr)
@@ -458,7 +466,7 @@ def test_files_cut_inside_a_value_equal_the_pydicom_path(tmp_path):
     print(f"cut files, sampled cuts: {taken} read by the fast path, {left} left to pydicom")
     # a random cut is mostly in an element's value, which pydicom reads as it is; cut
     # headers of items (pydicom: OSError) and of long VRs (struct.error) are left to it
-    assert taken >= 5 * left and taken >= 1000, (taken, left)
+    assert taken >= 5 * left and taken >= 400, (taken, left)
 
 
 def test_a_file_cut_inside_a_sequence_is_read_without_pydicom():
