@@ -3,10 +3,11 @@ one (``FASTDUMP_PURE=1``). Arguments go to both pytest runs.
 
 At once, because much of the suite waits (on worker processes, a Dask cluster, a moto
 server, a stalled pool's grace period) rather than computes: on a 2-core VM the two took
-9 min 12 s together, where one after the other they had taken 9 min 8 s and 10 min 11 s. The compiled run prints as it goes; the pure
-run's output follows it. The exit status is the first non-zero one of the two.
+about 9 1/2 min together, where one after the other they had taken 9 min 8 s and 10 min
+11 s. The compiled run prints as it goes; the pure run's output follows it. The exit
+status is the first non-zero one of the two.
 
-    python tests/run_both_modes.py [PYTEST ARGS...]
+    python tests/pytest_both_modes.py [PYTEST ARGS...]
 """
 
 from __future__ import annotations
