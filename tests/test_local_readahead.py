@@ -172,8 +172,9 @@ def test_a_batch_of_cached_files_stops_the_hints_however_long_it_was_blocked(rea
 def test_a_cold_batch_keeps_the_read_ahead_and_records_are_unchanged(folder, reads_wait):
     reads_wait._reads_wait = False
     plain = lines(worker.process_batch(folder, Options()))
-    # (as in the test above: the kernel may have read every file before its probe, and
-    # the batch then rightly looks cached. Seen in CI with both suites running at once.)
+    # (as in test_files_outside_the_page_cache_are_read_ahead: the kernel may have read
+    # every file before its probe, and the batch then rightly looks cached. Seen in CI
+    # with both suites running at once.)
     for _ in range(20):
         evict(folder)
         reads_wait._reads_wait = True
