@@ -25,7 +25,8 @@ from fastdump.types import Entry, Options
 
 from .conftest import pydicom_file
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise")
+pytestmark = [pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise"),
+              pytest.mark.serial]  # what the kernel has read ahead shifts with the load
 
 NAMES = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "ExplVR_BigEnd.dcm"]
 

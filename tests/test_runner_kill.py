@@ -21,6 +21,8 @@ from .helpers import cli_command, output_records
 
 ROUNDS = int(os.environ.get("FASTDUMP_KILL_ROUNDS", "3"))
 
+pytestmark = pytest.mark.serial  # signals sent while the run is at a given point
+
 
 @pytest.fixture(scope="module")
 def big_archive(tmp_path_factory):

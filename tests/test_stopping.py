@@ -32,6 +32,11 @@ big_archive, reference = test_runner_kill.big_archive, test_runner_kill.referenc
 
 EXIT_ROUNDS = int(os.environ.get("FASTDUMP_EXIT_ROUNDS", "20"))
 
+# One mode at a time in tests/pytest_both_modes.py. With both suites at once, the SIGTERM
+# test's run once ended by itself, exit 0, the signal not acted on: not explained yet, and
+# not seen again in 33 runs of that test alone on a loaded machine.
+pytestmark = pytest.mark.serial
+
 
 def default_signals(ignore: tuple[int, ...] = ()) -> None:
     """In the child: the stop signals at their defaults, as in a terminal or under
