@@ -3,11 +3,11 @@
 
 At once, because much of the suite waits (on worker processes, a Dask cluster, a moto
 server, a stalled pool's grace period) rather than computes: on a 2-core VM the two took
-about 9 1/2 min together, where one after the other they had taken 9 min 8 s and 10 min
-11 s. The tests marked ``serial`` (signals sent while a run is at a given point, the page
-cache) then run one mode after the other, on a machine no busier than usual. The
-compiled runs print as they go; each pure run's output follows. The exit status is the
-first failure's.
+6 1/2 min together, then 1 1/2 min for the serial tests, where one mode after the other
+they had taken 9 min 8 s and 10 min 11 s. The tests marked ``serial`` (signals sent while
+a run is at a given point, the page cache) run one mode after the other, on a machine no
+busier than usual. The compiled runs print as they go; each pure run's output follows.
+The exit status is the first failure's.
 
     python tests/pytest_both_modes.py [PYTEST ARGS...]
 """
