@@ -94,7 +94,7 @@ def raw_elements(ds: Any) -> dict[int, Any]:
     return ds._dict
 
 
-# --- loky (joblib) ----------------------------------------------------------------
+# --- the interpreter -----------------------------------------------------------
 
 
 def in_import(frame: Any) -> bool:
@@ -116,6 +116,8 @@ def interpreter_exiting() -> bool:
 
     return bool(getattr(threading, "_SHUTTING_DOWN", False)) or sys.is_finalizing()
 
+
+# --- loky (joblib) ----------------------------------------------------------------
 
 
 def current_loky_executor() -> Any:
