@@ -292,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fastdump: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # stopped outside a dump's own handling (merge, bench)
+        stopping.take_pending()  # acted on here: not raised again as the command ends
         print("fastdump: interrupted", file=sys.stderr)
         return stopping.exit_code(stopping.signal_number(exc))
 

@@ -10,7 +10,12 @@ A second signal ends the process at once (:func:`_hard_stop`), after killing
 every process the run started. Signals the caller set to be ignored (``nohup``,
 SIGINT in background jobs) or handles itself are left alone.
 
-Two more things keep a stop clean:
+Three more things keep a stop clean:
+
+- A stop is noted as well as raised, until the code that catches the
+  :class:`Stopped` takes it (:func:`take_pending`): some C code in which Python
+  runs a handler drops what the handler raised, and the run would go on as if
+  no signal had come. The next deferred block's end raises it again.
 
 - :func:`deferred`: a signal arriving while loky hands out a batch, or while a
   batch is written, is acted on when that is done, so no pool bookkeeping and
@@ -81,7 +86,7 @@ class _Controller:
         self.depth = 0  # nested stop_signals() blocks (the command, then dump())
         self.previous: dict[int, Any] = {}
         self.received: int | None = None  # the first stop signal
-        self.pending = False  # received inside deferred(), not raised yet
+        self.pending = False  # received, and not yet taken by the code that acts on it
         self.deferring = 0
         self.mask: set[int] | None = None  # the main thread's blocked signals at the start
         self.resumable = True  # the run writes an OUTDIR, which --resume can finish
@@ -94,13 +99,18 @@ class _Controller:
                 return
             _hard_stop(signum)
         self.received = signum
+        # Noted even when raised, until the code that catches the Stopped takes it
+        # (take_pending): Python runs a handler inside whatever C code is under way,
+        # and some C code drops what the handler raised (CPython's io finalizer does;
+        # so did something under the compiled fast path, about one SIGTERM in 1,500,
+        # the run going on to its end). The next deferred block's end raises it again.
+        self.pending = True
         if self.deferring or not self.depth or compat.in_import(frame):
             # held back; or in the last moments of stop_signals(), while the previous
             # handlers are put back: it raises once they all are; or in an import,
             # which it would leave half done for the rest of the process (pydicom:
             # "partially initialized module", in every later dump() of a notebook):
             # it raises at the next deferred block's end, a batch's write
-            self.pending = True
             return
         raise Stopped(signum)
 
@@ -160,9 +170,11 @@ def stop_signals(resumable: bool | None = None) -> Iterator[None]:
 
 
 def take_pending() -> int | None:
-    """The stop signal received in a deferred block and not acted on yet, if any.
+    """The stop signal received and not acted on yet, if any: held back in a deferred
+    block, or raised as :class:`Stopped` that no one has taken yet.
 
-    The caller acts on it (marks the summary) instead of having it raised later.
+    The caller acts on it (marks the summary) instead of having it raised later;
+    code that catches a Stopped calls this to say it did.
     """
     c = _controller
     if not c.pending:

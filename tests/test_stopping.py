@@ -9,6 +9,7 @@ resource tracker, a LocalCluster's processes), stderr holds no traceback, and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -32,9 +33,10 @@ big_archive, reference = test_runner_kill.big_archive, test_runner_kill.referenc
 
 EXIT_ROUNDS = int(os.environ.get("FASTDUMP_EXIT_ROUNDS", "20"))
 
-# One mode at a time in tests/pytest_both_modes.py. With both suites at once, the SIGTERM
-# test's run once ended by itself, exit 0, the signal not acted on: not explained yet, and
-# not seen again in 117 runs of that test alone, on a loaded machine too.
+# One mode at a time in tests/pytest_both_modes.py: signals sent while a run is at a given
+# point, which a busy machine shifts. (A SIGTERM once left a run going to its end, exit 0:
+# something under the compiled fast path had dropped the Stopped its handler raised; see
+# test_a_stop_some_c_code_dropped_is_acted_on_at_the_next_write.)
 pytestmark = pytest.mark.serial
 
 
@@ -281,7 +283,9 @@ def test_a_signal_right_after_interruptible_opens_restores_the_deferred_block(
         # back in the deferred block: deferring, and the signals blocked again
         assert stopping._controller.deferring == 1
         assert set(stopping.STOP_SIGNALS) <= blocked_now()
-    assert stopping.take_pending() is None  # it was acted on
+        # raised, and noted until the code that caught it takes it
+        assert stopping.take_pending() == signal.SIGTERM
+    assert stopping.take_pending() is None
 
 
 @pytest.mark.parametrize("moment", ["installing", "restoring"])
@@ -311,6 +315,27 @@ def test_a_stop_signal_left_blocked_reaches_the_handler_at_the_end(main_thread_s
         signal.pthread_kill(threading.get_ident(), signal.SIGHUP)  # to this thread only
         assert signal.SIGHUP in signal.sigpending()
     assert stopped.value.signum == signal.SIGHUP
+
+
+class _StoppedWhileFinalized(io.RawIOBase):
+    """An io object whose ``close()`` gets a SIGTERM. Dropped unclosed, CPython's io
+    finalizer calls that ``close()`` and drops whatever it raises: what the handler
+    raised is lost, as it was (about one run in 1,500) under the compiled fast path."""
+
+    def close(self) -> None:
+        signal.raise_signal(signal.SIGTERM)  # the handler runs here, in close()
+        super().close()
+
+
+def test_a_stop_some_c_code_dropped_is_acted_on_at_the_next_write(main_thread_state):
+    went_on = False
+    with pytest.raises(stopping.Stopped) as stopped, stopping.stop_signals():
+        _StoppedWhileFinalized()  # made and dropped: its finalizer drops the Stopped
+        went_on = True
+        with stopping.deferred():  # as a batch's write: where it is acted on
+            pass
+        pytest.fail("the stop was lost")
+    assert went_on and stopped.value.signum == signal.SIGTERM
 
 
 def test_a_stop_signal_in_an_import_waits_for_it_to_end(tmp_path, monkeypatch):
