@@ -102,7 +102,7 @@ class _Controller:
         # Noted even when raised, until the code that catches the Stopped takes it
         # (take_pending): Python runs a handler inside whatever C code is under way,
         # and some C code drops what the handler raised (CPython's io finalizer does;
-        # so did something under the compiled fast path, about one SIGTERM in 1,500,
+        # so did something under the compiled fast path, about one SIGTERM in 2,000,
         # the run going on to its end). The next deferred block's end raises it again.
         self.pending = True
         if self.deferring or not self.depth or compat.in_import(frame):

@@ -320,7 +320,7 @@ def test_a_stop_signal_left_blocked_reaches_the_handler_at_the_end(main_thread_s
 class _StoppedWhileFinalized(io.RawIOBase):
     """An io object whose ``close()`` gets a SIGTERM. Dropped unclosed, CPython's io
     finalizer calls that ``close()`` and drops whatever it raises: what the handler
-    raised is lost, as it was (about one run in 1,500) under the compiled fast path."""
+    raised is lost, as it was (about one SIGTERM in 2,000) under the compiled fast path."""
 
     def close(self) -> None:
         signal.raise_signal(signal.SIGTERM)  # the handler runs here, in close()
