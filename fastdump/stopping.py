@@ -101,9 +101,11 @@ class _Controller:
         self.received = signum
         # Noted even when raised, until the code that catches the Stopped takes it
         # (take_pending): Python runs a handler inside whatever C code is under way,
-        # and some C code drops what the handler raised (CPython's io finalizer does;
-        # so did something under the compiled fast path, about one SIGTERM in 2,000,
-        # the run going on to its end). The next deferred block's end raises it again.
+        # and some C code drops what the handler raised: CPython's io finalizer; int()
+        # failing on a string, which sets its ValueError in its place (the converters
+        # try int() on IS and DS values: about one SIGTERM in 2,000 sent while this
+        # process read files itself was lost there, the run going on to its end).
+        # The next deferred block's end raises it again.
         self.pending = True
         if self.deferring or not self.depth or compat.in_import(frame):
             # held back; or in the last moments of stop_signals(), while the previous

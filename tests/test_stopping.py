@@ -35,8 +35,8 @@ EXIT_ROUNDS = int(os.environ.get("FASTDUMP_EXIT_ROUNDS", "20"))
 
 # One mode at a time in tests/pytest_both_modes.py: signals sent while a run is at a given
 # point, which a busy machine shifts. (A SIGTERM once left a run going to its end, exit 0:
-# something under the compiled fast path had dropped the Stopped its handler raised; see
-# test_a_stop_some_c_code_dropped_is_acted_on_at_the_next_write.)
+# an int() failing on a value had set its ValueError in place of the Stopped its handler
+# raised; see test_a_stop_some_c_code_dropped_is_acted_on_at_the_next_write.)
 pytestmark = pytest.mark.serial
 
 
@@ -320,7 +320,8 @@ def test_a_stop_signal_left_blocked_reaches_the_handler_at_the_end(main_thread_s
 class _StoppedWhileFinalized(io.RawIOBase):
     """An io object whose ``close()`` gets a SIGTERM. Dropped unclosed, CPython's io
     finalizer calls that ``close()`` and drops whatever it raises: what the handler
-    raised is lost, as it was (about one SIGTERM in 2,000) under the compiled fast path."""
+    raised is lost, as it was (about one SIGTERM in 2,000) where a converter's ``int()``
+    failed on a value and set its ValueError in place of the Stopped."""
 
     def close(self) -> None:
         signal.raise_signal(signal.SIGTERM)  # the handler runs here, in close()
