@@ -128,7 +128,11 @@ def _read_as(name: str) -> str:
     corrected = _corrected(name)
     if corrected is not None:
         return corrected if corrected in PYTHON_ENCODING else ""
-    if _is_codec(name):
+    try:
+        codec = _is_codec(name)
+    except ValueError as exc:  # (a NUL in it) pydicom's lookup raises this when it decodes
+        raise NotAsPydicom(f"a character set name Python refuses ({exc})") from None
+    if codec:
         raise NotAsPydicom(f"the Python codec {name!r} as a character set name")
     return ""
 

@@ -109,7 +109,11 @@ def _element_to_json(
         if vr in bulk_vrs:
             return {"vr": vr, "BulkDataURI": ctx.bulk_uri(base + raw.value_tell, raw.length)}
     elem = ds[tag]
-    if elem.VR in bulk_vrs and elem.VR not in dicom.BINARY_VRS and elem.file_tell is not None:
+    # Not the file meta group: pydicom reads it whole, and the fast path writes what it read
+    # (a long ST there under --bulk-any-vr was a BulkDataURI in this path only, where
+    # pydicom had left the element raw)
+    if elem.VR in bulk_vrs and elem.VR not in dicom.BINARY_VRS and elem.file_tell is not None \
+            and tag >> 16 != 2:
         length = raw.length if isinstance(raw, RawDataElement) else _converted_length(elem)
         if (length and length != dicom.UNDEFINED_LENGTH
                 and length > ctx.settings.inline_max):

@@ -179,7 +179,9 @@ def _ui(value: bytes, encodings: Any, latin1: bool) -> list[str]:
 
 
 def _ur(value: bytes, encodings: Any, latin1: bool) -> list[str]:
-    return _listed(value.decode("latin-1").rstrip().split("\\"))
+    # one value: a backslash is part of it (PS3.5: UR is never multi-valued; pydicom
+    # reads it so, where this split it before)
+    return _listed([value.decode("latin-1").rstrip()])
 
 
 def _text_multi(value: bytes, encodings: Any, latin1: bool) -> list[str]:

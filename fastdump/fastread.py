@@ -333,7 +333,7 @@ class _Parser:
         reason = dicom.pixel_data_overrun(head, at, self.size, dataset.implicit,
                                           dataset.big_endian,
                                           self.read_at if self.fragments else None)
-        if reason is not None and len(head) < 12:
+        if reason is not None and len(head) < (8 if dataset.implicit else 12):  # (its header)
             raise Unsupported(TRUNCATED, "the file ends inside the Pixel Data element's header")
         return reason
 
@@ -437,6 +437,10 @@ class _Parser:
             if tag == _ITEM_END:
                 if end >= 0 or top or meta_group:
                     raise Unsupported(MALFORMED, "item delimiter outside an undefined-length item")
+                if kind >= _LONG_VR:
+                    # its length field spells a VR of long length (OB, SQ...): pydicom reads
+                    # the header as an element's, 4 bytes more, and reads on from there
+                    raise Unsupported(MALFORMED, f"item delimiter with the length {vr}")
                 return pos + 8
             if top and tag >= _FIRST_PIXEL_TAG and tag in PIXEL_TAGS:
                 self.pixel_at = pos

@@ -12,6 +12,7 @@ import struct
 from typing import Any, BinaryIO, cast
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_partial, read_sequence
@@ -102,7 +103,7 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
     meta = getattr(ds, "file_meta", None)
-    implicit, little = ds.original_encoding
+    implicit, little = _encoding_read(ds)
     stopped_at, end, last_open = fp.tell(), 0, (-1, "")
     groups = [(meta, False, True), (ds, implicit, little)] if meta is not None else [
         (ds, implicit, little)]
@@ -131,6 +132,22 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
         fp.seek(stopped_at)
         return problem
     return None
+
+
+def _encoding_read(ds: Dataset) -> tuple[bool | None, bool | None]:
+    """Whether pydicom read the dataset's elements as implicit VR, and little endian.
+
+    pydicom checks the first element's VR itself and reads implicit VR where the
+    transfer syntax says explicit if it finds so (it warns), but ``original_encoding``
+    still names the transfer syntax's: the Pixel Data header of such a file was then
+    read as explicit, and a cut inside its fragments went unseen (the fast path,
+    which checks the same way pydicom reads, said truncated).
+    """
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement):
+            return raw.is_implicit_VR, raw.is_little_endian
+    return ds.original_encoding
 
 
 def _meta_cut(ds: Dataset, fp: BoundedReader) -> str | None:

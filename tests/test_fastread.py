@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import struct
 import subprocess
 import sys
 import warnings
@@ -29,7 +30,7 @@ from fastdump.fastread import Unsupported, read_header
 from fastdump.selection import parse_tags, select
 from fastdump.types import ReadSettings
 
-from .badfiles import implicit_file, text_element
+from .badfiles import implicit_file, text_element, with_meta
 from .conftest import PYDICOM_FILES, pydicom_file
 from .helpers import FAST, PYDICOM, SIX_TAGS, bulk_bytes, count_reads, read_jsonl
 from .mutations import corpus
@@ -133,12 +134,18 @@ def test_pydicom_settings_the_fast_path_does_not_mirror_turn_it_off(monkeypatch)
 # --- a mutated corpus ----------------------------------------------------------
 
 
+# A longer campaign: FASTDUMP_MUTATED_FILES=30000 FASTDUMP_MUTATED_SEED=7 (see README)
+MUTATED_FILES = int(os.environ.get("FASTDUMP_MUTATED_FILES", "600"))
+MUTATED_SEED = int(os.environ.get("FASTDUMP_MUTATED_SEED", "20260"))
+
+
 @pytest.fixture(scope="module")
 def mutated(tmp_path_factory) -> list[tuple[str, str]]:
     sources = [p for p in ALL_FILES if os.path.getsize(p) < 2_000_000 and p.endswith(".dcm")]
     # 600: a third of them cut, or damaged in ways only pydicom reports; the
     # fast path must still take at least 150
-    return list(corpus(sources, tmp_path_factory.mktemp("mutated"), 600, seed=20260))
+    return list(corpus(sources, tmp_path_factory.mktemp("mutated"), MUTATED_FILES,
+                       seed=MUTATED_SEED))
 
 
 def test_mutated_files_equal_the_pydicom_path(mutated):
@@ -154,13 +161,13 @@ def test_mutated_files_equal_the_pydicom_path(mutated):
     assert taken >= 150, taken  # mutations of values must not all fall back
 
 
-@pytest.mark.parametrize("threshold", [8, 1 << 20])
-def test_mutated_files_at_other_thresholds(mutated, threshold):
+@pytest.mark.parametrize(("threshold", "bulk_any_vr"), [(8, False), (1 << 20, False), (8, True)])
+def test_mutated_files_at_other_thresholds(mutated, threshold, bulk_any_vr):
     compared = 0
-    for path, what in mutated[:150]:
-        got = fast(path, threshold)
+    for path, what in mutated[:max(150, MUTATED_FILES // 4)]:
+        got = fast(path, threshold, bulk_any_vr=bulk_any_vr)
         if got != "Unsupported":
-            assert got == reference(path, threshold), what
+            assert got == reference(path, threshold, bulk_any_vr=bulk_any_vr), what
             compared += 1
     assert compared >= 60, compared  # not all left to pydicom: the test compared something
 
@@ -168,7 +175,7 @@ def test_mutated_files_at_other_thresholds(mutated, threshold):
 def test_mutated_files_with_tags(mutated):
     tags = parse_tags(SIX_TAGS + ",PatientName,ReferencedImageSequence")
     compared = 0
-    for path, what in mutated[:200]:
+    for path, what in mutated[:max(200, MUTATED_FILES // 4)]:
         got = fast(path, 1024, tags)
         if got != "Unsupported":
             assert got == reference(path, 1024, tags), what
@@ -336,7 +343,9 @@ def items_of(source: str) -> tuple[list[tuple[int, int]], int]:
     return items, raw.value_tell + len(raw.value)
 
 
-@pytest.mark.parametrize("name", ENCAPSULATED_FILES)
+# SC_rgb_jpeg.dcm: an implicit VR dataset under an explicit VR transfer syntax, which
+# pydicom reads as implicit (with a warning)
+@pytest.mark.parametrize("name", [*ENCAPSULATED_FILES, "SC_rgb_jpeg.dcm"])
 def test_a_file_cut_inside_its_encapsulated_pixel_data_is_truncated_in_both_paths(
         name, tmp_path):
     source = pydicom_file(name)
@@ -756,6 +765,64 @@ def test_a_python_codec_as_character_set_is_left_to_pydicom(tmp_path):
     assert got["warnings"] == [{"tag": "00080005", "vr": "CS", "error": (
         "UnknownCharset: 'utf-8' is not a DICOM character set; pydicom decoded the text "
         "with Python's codec 'utf-8', which may be wrong")}]
+
+
+def test_a_character_set_name_python_refuses_is_left_to_pydicom(tmp_path):
+    # a NUL in the name: Python's codec lookup raises ValueError, not LookupError (the
+    # fast path's record was that error, "ValueError: embedded null character")
+    path = tmp_path / "nul.dcm"
+    path.write_bytes(implicit_file(text_element(0x00080005, b"ISO_IR\x00100")
+                                   + text_element(0x00100010, b"Smith")))
+    st = path.stat()
+    assert record.try_fast_record(str(path), st.st_size, st.st_mtime, settings()) == (
+        None, "character set")
+    assert outcome(record.read_record, str(path)) == reference(str(path))
+
+
+def test_a_url_with_a_backslash_is_one_value(tmp_path):
+    # UR is never multi-valued (PS3.5): pydicom reads the backslash as part of the value
+    path = tmp_path / "ur.dcm"
+    path.write_bytes(implicit_file(text_element(0x00081190, b"http://a/x\\b/y ")))
+    got = fast(str(path))
+    assert got == reference(str(path))
+    assert orjson.loads(got)["dataset"]["00081190"] == {"vr": "UR", "Value": ["http://a/x\\b/y"]}
+
+
+def explicit_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + struct.pack("<H", len(value)) + value
+
+
+@pytest.mark.parametrize("length", [b"\0\0\0\0", b"SQ\0\0", b"UN\x10\0", b"CS\0\0"])
+def test_an_item_delimiter_with_a_length_is_read_as_pydicom_reads_it(length, tmp_path):
+    # pydicom reads an explicit VR item delimiter's header as an element's: where its
+    # length field spells a VR of long length, 4 bytes more, and reads on misaligned
+    sequence = (b"\x08\x00\x15\x11SQ\0\0\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+                + explicit_element(0x00081150, b"UI", b"1.2.3\0")
+                + b"\xfe\xff\x0d\xe0" + length + b"\xfe\xff\xdd\xe0\0\0\0\0")
+    path = tmp_path / "delimiter.dcm"
+    path.write_bytes(with_meta(explicit_element(0x00080060, b"CS", b"CT")
+                               + sequence + explicit_element(0x00100010, b"PN", b"Doe^J "),
+                               "1.2.840.10008.1.2.1"))
+    got = fast(str(path))
+    assert (got == "Unsupported") == (length[:2] in (b"SQ", b"UN"))
+    assert outcome(record.read_record, str(path)) == reference(str(path))
+    if got != "Unsupported":
+        assert got == reference(str(path))
+
+
+def test_long_values_of_the_meta_group_stay_inline_under_bulk_any_vr(tmp_path):
+    # pydicom reads the file meta group whole: under --bulk-any-vr a long ST there (a
+    # damaged VR) is written as read, in both paths (the pydicom path made some of them
+    # BulkDataURIs, as pydicom had left them raw)
+    data = open(pydicom_file("CT_small.dcm"), "rb").read()
+    assert data.count(b"\x02\x00\x12\x00UI") == 1
+    path = tmp_path / "meta-st.dcm"
+    path.write_bytes(data.replace(b"\x02\x00\x12\x00UI", b"\x02\x00\x12\x00ST"))
+    for threshold in (0, 8):
+        got = fast(str(path), threshold, bulk_any_vr=True)
+        assert got == reference(str(path), threshold, bulk_any_vr=True), threshold
+        assert orjson.loads(got)["meta"]["00020012"] == {
+            "vr": "ST", "Value": ["1.3.6.1.4.1.5962.2"]}, threshold
 
 
 @pytest.mark.parametrize("pixel_representation", [0, 1])
