@@ -558,6 +558,9 @@ class _Parser:
                 value = self.value(value_pos, length)
                 buf, base, buf_end = self.buf, self.base, self.buf_end
             if is_creator:
+                if value is None:  # (a damaged VR, under --bulk-any-vr) pydicom converts it
+                    # for each element of its block, and one it cannot convert makes them UN
+                    raise Unsupported(PRIVATE_CREATOR, "private creator left unread")
                 creators[tag] = _creator(value, vr, ds.encodings)
             if tag == _CHARSET:
                 if seen_sequence:

@@ -810,6 +810,21 @@ def test_an_item_delimiter_with_a_length_is_read_as_pydicom_reads_it(length, tmp
         assert got == reference(str(path))
 
 
+def test_a_private_creator_left_unread_is_left_to_pydicom(tmp_path):
+    # A creator of a damaged VR (UL, 22 bytes) is bulk data under --bulk-any-vr; pydicom
+    # converts it for each element of its block, fails, and writes them as UN
+    path = tmp_path / "creator.dcm"
+    path.write_bytes(with_meta(explicit_element(0x00190010, b"UL", b"SonoSite Private Data ")
+                               + explicit_element(0x00191050, b"LT", b"<?xml version='1.0'?>"),
+                               "1.2.840.10008.1.2.1"))
+    for threshold, bulk_any_vr in ((1024, False), (8, True)):
+        expected = reference(str(path), threshold, bulk_any_vr=bulk_any_vr)
+        assert fast(str(path), threshold, bulk_any_vr=bulk_any_vr) == "Unsupported"
+        assert outcome(record.read_record, str(path), threshold,
+                       bulk_any_vr=bulk_any_vr) == expected
+    assert orjson.loads(expected)["dataset"]["00191050"]["vr"] == "UN"
+
+
 def test_long_values_of_the_meta_group_stay_inline_under_bulk_any_vr(tmp_path):
     # pydicom reads the file meta group whole: under --bulk-any-vr a long ST there (a
     # damaged VR) is written as read, in both paths (the pydicom path made some of them
