@@ -769,7 +769,7 @@ def test_a_python_codec_as_character_set_is_left_to_pydicom(tmp_path):
 
 def test_a_character_set_name_python_refuses_is_left_to_pydicom(tmp_path):
     # a NUL in the name: Python's codec lookup raises ValueError, not LookupError (the
-    # fast path's record was that error, "ValueError: embedded null character")
+    # fast path failed with it, "ValueError: embedded null character": a FastPathError)
     path = tmp_path / "nul.dcm"
     path.write_bytes(implicit_file(text_element(0x00080005, b"ISO_IR\x00100")
                                    + text_element(0x00100010, b"Smith")))
