@@ -78,6 +78,11 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
 
+def explicit_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    """An explicit VR little endian element of a VR with a 2-byte length."""
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + struct.pack("<H", len(value)) + value
+
+
 def nested_sequences(depth: int, delimited: bool = True) -> bytes:
     inner = element(0x00100020, b"DEEP")
     for _ in range(depth):

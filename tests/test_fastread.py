@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import struct
 import subprocess
 import sys
 import warnings
@@ -30,7 +29,7 @@ from fastdump.fastread import Unsupported, read_header
 from fastdump.selection import parse_tags, select
 from fastdump.types import ReadSettings
 
-from .badfiles import implicit_file, text_element, with_meta
+from .badfiles import explicit_element, implicit_file, text_element, with_meta
 from .conftest import PYDICOM_FILES, pydicom_file
 from .helpers import FAST, PYDICOM, SIX_TAGS, bulk_bytes, count_reads, read_jsonl
 from .mutations import corpus
@@ -786,10 +785,6 @@ def test_a_url_with_a_backslash_is_one_value(tmp_path):
     got = fast(str(path))
     assert got == reference(str(path))
     assert orjson.loads(got)["dataset"]["00081190"] == {"vr": "UR", "Value": ["http://a/x\\b/y"]}
-
-
-def explicit_element(tag: int, vr: bytes, value: bytes) -> bytes:
-    return struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr + struct.pack("<H", len(value)) + value
 
 
 @pytest.mark.parametrize("length", [b"\0\0\0\0", b"SQ\0\0", b"UN\x10\0", b"CS\0\0"])
