@@ -113,7 +113,7 @@ def _element_to_json(
     # (a long ST there under --bulk-any-vr was a BulkDataURI in this path only, where
     # pydicom had left the element raw)
     if elem.VR in bulk_vrs and elem.VR not in dicom.BINARY_VRS and elem.file_tell is not None \
-            and tag >> 16 != 2:
+            and elem.tag.group != 2:
         length = raw.length if isinstance(raw, RawDataElement) else _converted_length(elem)
         if (length and length != dicom.UNDEFINED_LENGTH
                 and length > ctx.settings.inline_max):
@@ -152,10 +152,10 @@ def _converted_length(elem: DataElement) -> int | None:
     """The length in the file of a dataset value pydicom converted before its turn,
     its raw length gone: Pixel Representation, which pydicom reads when a sequence
     before it is converted. As long as any other, it is left out as any other (the
-    fast path's rule, and the one for files without such a sequence). Not the file
-    meta group: pydicom converts it whole while reading, and never defers it."""
+    fast path's rule, and the one for files without such a sequence). (Not asked for
+    the file meta group, which is written as read.)"""
     size = dicom.NUMBER_SIZES.get(elem.VR)
-    return size * elem.VM if size and elem.tag.group != 2 else None
+    return size * elem.VM if size else None
 
 
 def _deferred_with_length(raw: RawDataElement | DataElement) -> TypeGuard[RawDataElement]:
