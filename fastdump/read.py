@@ -103,8 +103,8 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     if is_deflated(ds):
         return None  # offsets count in the inflated stream; zlib reports cut streams itself
     meta = getattr(ds, "file_meta", None)
-    implicit, little = _encoding_read(ds)
     stopped_at, end, last_open = fp.tell(), 0, (-1, "")
+    implicit, little = _encoding_read(ds, fp)
     groups = [(meta, False, True), (ds, implicit, little)] if meta is not None else [
         (ds, implicit, little)]
     for group, group_implicit, group_little in groups:
@@ -117,6 +117,10 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
                 last_open = max(last_open, (start, elem.VR))
                 continue
             if start + length > fp.size:
+                if not group_implicit and elem.VR is None and start >= 4:
+                    fp.seek(start - 4)  # (where an explicit VR header has its VR)
+                    return dicom.truncated_or_invalid_vr(tag, fp.read(2), length, start,
+                                                         fp.size)
                 return dicom.truncated_value(tag, length, start, fp.size)
             end = max(end, start + length)
     if stopped_at == fp.size and last_open[0] > end:
@@ -134,7 +138,7 @@ def check_complete(ds: Dataset, fp: BoundedReader, pixels: bool = True,
     return None
 
 
-def _encoding_read(ds: Dataset) -> tuple[bool | None, bool | None]:
+def _encoding_read(ds: Dataset, fp: BoundedReader) -> tuple[bool | None, bool | None]:
     """Whether pydicom read the dataset's elements as implicit VR, and little endian.
 
     pydicom checks the first element's VR itself and reads implicit VR where the
@@ -147,26 +151,54 @@ def _encoding_read(ds: Dataset) -> tuple[bool | None, bool | None]:
         raw = ds.get_item(tag, keep_deferred=True)
         if isinstance(raw, RawDataElement):
             return raw.is_implicit_VR, raw.is_little_endian
-    return ds.original_encoding
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        return implicit, little
+    # No raw element left to say (--tags kept the Specific Character Set alone, which
+    # pydicom converts): its check of the first element's VR bytes, made again. The
+    # transfer syntax's encoding made an explicit VR header's length of the VR's bytes,
+    # and a file that was not cut was said to be.
+    fp.seek(_meta_end(ds, fp) + 4)
+    vr = fp.read(2)
+    if len(vr) == 2:
+        implicit = not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B)
+    return implicit, little
+
+
+def _meta_end(ds: Dataset, fp: BoundedReader) -> int:
+    """Where the dataset starts: after the file meta group's last element (or the
+    preamble, in a file without meta group)."""
+    end = max((start + length for _, start, length in _meta_extents(ds, fp)), default=0)
+    if end:
+        return end
+    fp.seek(0)
+    return 132 if dicom.has_preamble(fp.read(dicom.HEAD)) else 0
 
 
 def _meta_cut(ds: Dataset, fp: BoundedReader) -> str | None:
     """Why a file cut in its meta group is truncated: the element cut (pydicom reads the
     value there is, or an empty one, and stops there), or the header cut after it."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
-        return None
     end = 0
-    for tag in list(meta.keys()):
-        start, length = _extent(meta.get_item(tag, keep_deferred=True), fp, False, True)
-        if start is None or length == dicom.UNDEFINED_LENGTH:
-            continue
+    for tag, start, length in _meta_extents(ds, fp):
         if start + length > fp.size:
             return dicom.truncated_value(tag, length, start, fp.size)
         end = max(end, start + length)
     if end and 0 < fp.size - end < 8:
         return dicom.truncated_header(end)
     return None
+
+
+def _meta_extents(ds: Dataset, fp: BoundedReader) -> list[tuple[int, int, int]]:
+    """(tag, value offset, length) of the file meta elements of a defined length."""
+    meta = getattr(ds, "file_meta", None)
+    extents: list[tuple[int, int, int]] = []
+    if meta is None:
+        return extents
+    for tag in list(meta.keys()):
+        start, length = _extent(meta.get_item(tag, keep_deferred=True), fp, False, True)
+        if start is not None and length != dicom.UNDEFINED_LENGTH:
+            extents.append((tag, start, length))
+    return extents
 
 
 def _extent(elem: Any, fp: BoundedReader, implicit: bool, little: bool

@@ -5,7 +5,9 @@ right, using where pydicom finds the elements: element headers (VRs, lengths),
 values (digits, padding, separators, character sets) and the end of the file.
 Others are blind, as damage in the wild is: bytes overwritten, the file cut
 anywhere, a hostile 32-bit length, random bytes inserted, a region repeated
-(repeated elements, items), a VR written over anything. The same seed always
+(repeated elements, items), a VR written over anything. Others aim at the
+structure: an item's length changed, a delimiter removed or moved, the Specific
+Character Set or the Transfer Syntax UID replaced by another. The same seed always
 gives the same files.
 """
 
@@ -27,6 +29,14 @@ VALUE_BYTES = b" \\\x00=^0123456789.-+eEAZaz\x1b\xe9\xff\t"
 # Aimed at the elements pydicom finds (values three times as often), then blind.
 AIMED = ["vr", "value", "value", "value", "length", "truncate"]
 BLIND = ["bytes", "cut", "hostile length", "insert", "repeat", "any vr"]
+# At the structure: items and delimiters, and the two elements that say how the rest reads
+STRUCTURE = ["item length", "delimiter gone", "delimiter moved", "character set",
+             "transfer syntax"]
+ITEM, ITEM_END, SEQUENCE_END = b"\xfe\xff\x00\xe0", b"\xfe\xff\x0d\xe0", b"\xfe\xff\xdd\xe0"
+CHARSETS = [b"ISO_IR 100", b"ISO_IR 192", b"ISO 2022 IR 87", b"GB18030", b"ISO_IR 13",
+            b"\\ISO 2022 IR 149", b"ISO_IR 144", b"ISO 2022 IR 6\\ISO 2022 IR 100", b"BOGUS"]
+TRANSFER_SYNTAXES = [b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1", b"1.2.840.10008.1.2.2",
+                     b"1.2.840.10008.1.2.1.99", b"1.2.840.10008.1.2.4.50", b"1.2.3"]
 PER_FOLDER = 500  # files per folder of a corpus, so that a dump walks several
 
 
@@ -70,11 +80,13 @@ def _mutate_once(buf: bytearray, elems: list, rng: random.Random) -> str:
     An earlier mutation that moved bytes leaves the element offsets stale: the
     aimed mutations then hit near an element, which is damage too.
     """
-    kind = rng.choice(AIMED + BLIND)
+    kind = rng.choice(AIMED + BLIND + STRUCTURE)
     if kind in AIMED and not elems:
         kind = rng.choice(BLIND)
     if kind in BLIND:
         return _blind(buf, kind, rng)
+    if kind in STRUCTURE:
+        return _structure(buf, kind, rng)
     head, start, length, explicit = rng.choice(elems)
     if kind == "truncate":
         at = rng.randrange(max(1, min(len(buf), start + max(length, 0) % 0xFFFFFFFF + 16)))
@@ -122,6 +134,50 @@ def _blind(buf: bytearray, kind: str, rng: random.Random) -> str:
     if pos + 2 <= len(buf):  # a VR written over anything
         buf[pos:pos + 2] = rng.choice([b"SQ", b"UN", b"OB", b"DS", b"XX", b"\0\0"])
     return f"any vr at {pos}"
+
+
+def _structure(buf: bytearray, kind: str, rng: random.Random) -> str:
+    """Items' lengths and delimiters (found by their bytes, at any depth), or the value of
+    Specific Character Set or Transfer Syntax UID replaced in its length."""
+    if kind in ("character set", "transfer syntax"):
+        head, names = ((b"\x08\x00\x05\x00", CHARSETS) if kind == "character set"
+                       else (b"\x02\x00\x10\x00", TRANSFER_SYNTAXES))
+        at = buf.find(head)
+        if at < 0 or at + 8 > len(buf):
+            return f"no {kind}"
+        explicit = b"A" <= buf[at + 4:at + 5] <= b"Z"
+        length = (struct.unpack_from("<H", buf, at + 6)[0] if explicit
+                  else struct.unpack_from("<I", buf, at + 4)[0])
+        name = rng.choice(names)
+        if 0 < length < 128 and at + 8 + length <= len(buf):
+            pad = b" " if kind == "character set" else b"\0"
+            buf[at + 8:at + 8 + length] = (name + pad * length)[:length]
+        return f"{kind} {name!r}"
+    marks = [ITEM] if kind == "item length" else [ITEM, ITEM_END, SEQUENCE_END]
+    found = [i for mark in marks for i in _offsets(buf, mark)]
+    if not found:
+        return f"no item for {kind}"
+    at = rng.choice(found)
+    if kind == "item length":
+        buf[at + 4:at + 8] = struct.pack("<I", rng.choice(
+            [0xFFFFFFFF, 0, 2, 8, 100, rng.randrange(4000)]))
+        return f"item length at {at}"
+    piece = bytes(buf[at:at + 8])
+    del buf[at:at + 8]
+    if kind == "delimiter moved":
+        to = min(len(buf), max(0, at + rng.randint(-200, 200)))
+        buf[to:to] = piece
+        return f"delimiter moved {at} -> {to}"
+    return f"delimiter gone at {at}"
+
+
+def _offsets(buf: bytearray, mark: bytes, most: int = 200) -> list[int]:
+    found: list[int] = []
+    at = buf.find(mark)
+    while at >= 0 and len(found) < most:
+        found.append(at)
+        at = buf.find(mark, at + 1)
+    return found
 
 
 def corpus(sources: list[str], out_dir: Path, count: int, seed: int, head: int = 1 << 20

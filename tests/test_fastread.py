@@ -787,6 +787,37 @@ def test_a_url_with_a_backslash_is_one_value(tmp_path):
     assert orjson.loads(got)["dataset"]["00081190"] == {"vr": "UR", "Value": ["http://a/x\\b/y"]}
 
 
+def test_tags_of_an_explicit_vr_dataset_under_an_implicit_transfer_syntax(tmp_path):
+    # pydicom reads the dataset as explicit VR (it warns). With --tags it kept the
+    # Specific Character Set alone, which it converts: the pydicom path took the
+    # transfer syntax's encoding to check the file, read that element's "CS" as its
+    # length, and said the file was truncated
+    path = tmp_path / "explicit.dcm"
+    path.write_bytes(implicit_file(explicit_element(0x00080005, b"CS", b"ISO_IR 100")
+                                   + explicit_element(0x00100010, b"PN", b"Doe^J ")))
+    for tags in ("PatientID", "PatientName"):
+        got = reference(str(path), tags=parse_tags(tags))
+        assert isinstance(got, bytes), got
+        assert got == fast(str(path), tags=parse_tags(tags))
+    assert "00100010" in orjson.loads(got)["dataset"]
+
+
+def test_tags_of_a_deflated_file_damaged_past_them(tmp_path):
+    # --tags does not look past the last selected tag. pydicom inflates a deflated file
+    # whole, so the pydicom path took it for one read to its end, read it all again to
+    # check for a cut, and called the damage after the selection a truncated file
+    body = (explicit_element(0x00100020, b"LO", b"ID1 ")
+            + b"\x40\x00\x75\x02SQ\0\0\xff\xff\xff\xff\xfe\xff")  # an item's tag cut
+    deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    path = tmp_path / "deflated.dcm"
+    path.write_bytes(with_meta(deflate.compress(body) + deflate.flush(), "1.2.840.10008.1.2.1.99"))
+    got = reference(str(path), tags=parse_tags("PatientID"))
+    assert isinstance(got, bytes), got
+    assert got == fast(str(path), tags=parse_tags("PatientID"))
+    assert orjson.loads(got)["dataset"] == {"00100020": {"vr": "LO", "Value": ["ID1"]}}
+    assert reference(str(path)).startswith("TruncatedError: the file is truncated")
+
+
 @pytest.mark.parametrize("length", [b"\0\0\0\0", b"SQ\0\0", b"UN\x10\0", b"CS\0\0"])
 def test_an_item_delimiter_with_a_length_is_read_as_pydicom_reads_it(length, tmp_path):
     # pydicom reads an explicit VR item delimiter's header as an element's: where its

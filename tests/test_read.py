@@ -16,7 +16,7 @@ from fastdump.read import _cut_short
 from fastdump.source import BoundedReader
 from fastdump.types import ReadSettings
 
-from .badfiles import original
+from .badfiles import explicit_element, original, with_meta
 
 # (pydicom warns of the cut values it reads, a UI of '1.')
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -89,6 +89,23 @@ def test_a_cut_in_the_meta_group_names_where(tmp_path, cut, why):
     path.write_bytes(original("CT_small.dcm")[:cut])
     for read in (record.read_record, record.read_record_pydicom):
         assert reason(str(path), cut, read) == f"TruncatedError: the file is truncated: {why}"
+
+
+def test_an_element_without_a_valid_vr_says_so(tmp_path):
+    # pydicom reads an element whose VR bytes are not a VR as implicit VR (fo-dicom's
+    # GH179A.dcm: Pixel Padding Value with the VR "  "): its length is then two bytes
+    # of junk more, past the end of a file that was not cut
+    body = (explicit_element(0x00080060, b"CS", b"CT") + b"\x28\x00\x20\x01  \x02\x00\0\0"
+            + explicit_element(0x00281050, b"DS", b"-2"))
+    path = tmp_path / "vr.dcm"
+    data = with_meta(body, "1.2.840.10008.1.2.1")
+    path.write_bytes(data)
+    start = len(data) - len(body) + 10 + 8
+    for read in (record.read_record, record.read_record_pydicom):
+        assert reason(str(path), len(data), read) == (
+            "TruncatedError: the file is truncated, or damaged: element (0028,0120) has no "
+            f"valid VR (b'  ') and, read as implicit VR as pydicom reads it, declares "
+            f"{0x22020} bytes at offset {start}, but the file ends at {len(data)}")
 
 
 def test_a_failing_disk_or_damage_before_the_end_is_not_a_cut():
