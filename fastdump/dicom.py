@@ -196,7 +196,7 @@ def truncated_value(tag: int, length: int, start: int, size: int) -> str:
 def truncated_or_invalid_vr(tag: int, vr: bytes, length: int, start: int, size: int) -> str:
     """Why a file is truncated, when an element's value runs past its end as pydicom
     read it: as implicit VR in an explicit VR dataset, its VR bytes not being a VR.
-    Its length is then two bytes of junk more often than a cut."""
+    Its length is then made of those bytes too: damage is likelier than a cut."""
     return (f"the file is truncated, or damaged: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
             f"has no valid VR ({vr!r}) and, read as implicit VR as pydicom reads it, "
             f"declares {length} bytes at offset {start}, but the file ends at {size}")
