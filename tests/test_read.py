@@ -93,8 +93,8 @@ def test_a_cut_in_the_meta_group_names_where(tmp_path, cut, why):
 
 def test_an_element_without_a_valid_vr_says_so(tmp_path):
     # pydicom reads an element whose VR bytes are not a VR as implicit VR (fo-dicom's
-    # GH179A.dcm: Pixel Padding Value with the VR "  "): its length is then two bytes
-    # of junk more, past the end of a file that was not cut
+    # GH179A.dcm: Pixel Padding Value with the VR "  "): its length is then made of the
+    # VR's bytes and the real length, past the end of a file that was not cut
     body = (explicit_element(0x00080060, b"CS", b"CT") + b"\x28\x00\x20\x01  \x02\x00\0\0"
             + explicit_element(0x00281050, b"DS", b"-2"))
     path = tmp_path / "vr.dcm"
