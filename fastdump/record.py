@@ -67,9 +67,10 @@ def read_record_pydicom(path: str, size: int, mtime: float | None,
     ctx = Context(uri=file_uri(path), settings=settings)
     with opened(path, size) as fp:  # open while converting: deferred text values are read from it
         ds = read_dataset(fp, settings)
+        deflated = is_deflated(ds)
         # (pydicom inflates a deflated file whole, however little of it it reads)
-        read_to_end = fp.tell() >= fp.size and not is_deflated(ds)
-        if is_deflated(ds):
+        read_to_end = fp.tell() >= fp.size and not deflated
+        if deflated:
             ctx.settings = dataclasses.replace(settings, bulk_threshold=dicom.NO_BULK)
         problem = check_complete(ds, fp, pixels=not tags, fragments=not is_url(path))
         if tags and read_to_end and problem is None:
