@@ -29,10 +29,11 @@ OUTDIR/summary.json. Every regular file found is in exactly one of the two.
 With -o - the records and error lines go to standard output instead (for
 | jq or | duckdb) and the summary to standard error.
 A bad file never stops the run. Exit codes: 0 the run finished (even with bad
-files), 2 a request that cannot be carried out, 74 OUTDIR could not be written
-(disk full, read-only, removed; with -o -, standard output closed or full),
-130 interrupted (Ctrl-C), 143 and 129 stopped by SIGTERM and SIGHUP, 141 the
-reader of -o - went away (| head). After 74, 130, 143, 129 or a kill, the same
+files), 2 a request that cannot be carried out, 71 worker processes could not
+start (too many open files: ulimit -n), 74 OUTDIR could not be written (disk
+full, read-only, removed; with -o -, standard output closed or full), 130
+interrupted (Ctrl-C), 143 and 129 stopped by SIGTERM and SIGHUP, 141 the reader
+of -o - went away (| head). After 71, 74, 130, 143, 129 or a kill, the same
 command with --resume finishes the run: --resume needs the first run's --tags,
 --bulk-threshold and --bulk-any-vr, so that OUTDIR holds one kind of record.
 """

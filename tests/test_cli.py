@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -188,6 +189,18 @@ def test_help_explains_every_option():
     for option in ("--format", "--jobs", "--files-from", "--bulk-threshold", "--resume",
                    "--overwrite", "--no-progress", "--follow-symlinks", "--file-timeout"):
         assert option in result.stdout
+
+
+def test_help_names_every_exit_code_the_readme_gives():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Exit codes (see")[1].split("\n\n")[1]
+    codes = {row.split("|")[1].strip() for row in table.splitlines()[2:]}
+    assert {"0", "2", "71", "74"} <= codes  # the table as parsed: its rows' codes
+    codes.discard("128 + N")
+    codes |= {"130", "143", "129", "141"}  # the signals that row names
+    help_text = " ".join(run_cli("dump", "--help").stdout.split())
+    for code in codes:
+        assert f" {code} " in help_text, code
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
